@@ -1,0 +1,80 @@
+// The `sparc` binary: parses the command line and runs one subcommand.
+// Every error ends here: user errors (InputError, bad arguments) print one
+// line and exit 2; anything else is an internal error and exits 1. Nothing
+// prints a LibTorch stack dump.
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace {
+
+std::string version_text() {
+  std::string s = std::string("sparc ") + SPARC_VERSION + " (LibTorch " + TORCH_VERSION;
+  s += torch::cuda::is_available() ? " with CUDA" : " CPU";
+#ifdef SPARC_WITH_NCCL
+  s += "; NCCL backend built";
+#endif
+  return s + ")";
+}
+
+// LibTorch errors carry a backtrace after the first line: keep the message.
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sparc: continual learning of a frozen LLM with subspace prompts (SPARC)"};
+  app.set_version_flag("--version", version_text());
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  int threads = 0;
+  app.add_option("--threads", threads,
+                 "intra-op threads (default: OMP_NUM_THREADS, else 1; small models run "
+                 "fastest on one)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  std::vector<sparc::cli::Command> commands;
+  sparc::cli::add_train_command(app, commands);
+  sparc::cli::add_generate_command(app, commands);
+  sparc::cli::add_tokenize_command(app, commands);
+  sparc::cli::add_convert_command(app, commands);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "sparc: error: " << e.what() << " (see sparc --help)\n";
+    return sparc::kExitInputError;
+  }
+
+  try {
+    sparc::init_logging(log_level);
+    if (threads <= 0) {
+      const char* env = std::getenv("OMP_NUM_THREADS");
+      threads = env ? std::max(1, std::atoi(env)) : 1;
+    }
+    torch::set_num_threads(threads);
+    for (const auto& c : commands)
+      if (c.app->parsed()) return c.run();
+    return sparc::kExitInputError;
+  } catch (const sparc::InputError& e) {
+    std::cerr << "sparc: error: " << e.what() << "\n";
+    return sparc::kExitInputError;
+  } catch (const c10::Error& e) {
+    std::cerr << "sparc: internal error: " << first_line(e.what_without_backtrace()) << "\n";
+    return sparc::kExitInternal;
+  } catch (const std::exception& e) {
+    std::cerr << "sparc: internal error: " << first_line(e.what()) << "\n";
+    return sparc::kExitInternal;
+  }
+}

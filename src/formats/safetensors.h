@@ -1,0 +1,102 @@
+// safetensors files: an 8-byte little-endian header length, a JSON header
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}},
+// then the raw tensor bytes. The reader memory-maps the file and copies out
+// only the bytes asked for, so a rank can load its slice of a tensor without
+// reading the rest.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/file.h"
+
+namespace sparc {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+
+std::size_t dtype_size(DType dtype);
+// The safetensors spelling: "F32", "BF16", ...
+const char* dtype_name(DType dtype);
+// Parses a safetensors dtype name; throws InputError(where, ...) if unknown.
+DType parse_dtype(std::string_view name, const std::string& where);
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<std::int64_t> shape;
+  std::uint64_t begin = 0;  // byte offsets into the data section
+  std::uint64_t end = 0;
+  std::int64_t numel() const;
+};
+
+struct SafetensorsHeader {
+  std::vector<TensorInfo> tensors;  // in file order (sorted by begin offset)
+  std::map<std::string, std::string> metadata;
+};
+
+// Validates a header against the size of the data section that follows it:
+// JSON syntax, dtypes, shapes (non-negative, no overflow), offsets inside the
+// data section and consistent with dtype x shape, no overlaps.
+// `where` names the file in errors. Throws InputError.
+SafetensorsHeader parse_safetensors_header(std::string_view json, std::uint64_t data_size,
+                                           const std::string& where);
+
+class SafetensorsReader {
+ public:
+  explicit SafetensorsReader(const std::string& path);
+
+  const std::string& path() const { return file_.path(); }
+  const std::vector<TensorInfo>& tensors() const { return header_.tensors; }
+  const std::map<std::string, std::string>& metadata() const { return header_.metadata; }
+  bool contains(const std::string& name) const;
+  // Throws InputError naming the file and the tensor when absent.
+  const TensorInfo& info(const std::string& name) const;
+
+  // The tensor's bytes inside the mapping (zero copy; valid while the reader lives).
+  const std::uint8_t* data(const std::string& name) const;
+  // Copies elements [first, first + count) of the flattened tensor into `out`.
+  void read_elements(const std::string& name, std::int64_t first, std::int64_t count,
+                     void* out) const;
+  // Copies rows [row_begin, row_end) along dimension 0 into `out`.
+  void read_rows(const std::string& name, std::int64_t row_begin, std::int64_t row_end,
+                 void* out) const;
+  // Copies the whole tensor into `out`.
+  void read(const std::string& name, void* out) const;
+
+  // Tensor bytes copied out so far (header excluded): lets tests prove that a
+  // slice read touches only the slice.
+  std::uint64_t bytes_read() const { return bytes_read_; }
+
+ private:
+  MappedFile file_;
+  SafetensorsHeader header_;
+  std::map<std::string, std::size_t> index_;
+  std::uint64_t data_offset_ = 0;
+  mutable std::uint64_t bytes_read_ = 0;
+};
+
+class SafetensorsWriter {
+ public:
+  // Copies `bytes` (must equal numel x dtype size) into the file to be written.
+  void add(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
+           const void* data, std::size_t bytes);
+  void set_metadata(const std::string& key, const std::string& value);
+  // Writes the file (header padded to 8 bytes, tensors in insertion order).
+  void write(const std::string& path) const;
+
+ private:
+  struct Entry {
+    std::string name;
+    DType dtype;
+    std::vector<std::int64_t> shape;
+    std::vector<std::uint8_t> bytes;
+  };
+  std::vector<Entry> entries_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace sparc

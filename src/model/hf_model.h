@@ -1,0 +1,25 @@
+// Hugging Face model directories: config.json plus model.safetensors or a
+// sharded model.safetensors.index.json. Families: llama (also Mistral,
+// Qwen2, SmolLM, TinyLlama configs) and gpt2.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "model/weight_source.h"
+
+namespace sparc {
+
+// Reads config.json into a ModelConfig; errors name the file and the field.
+ModelConfig parse_hf_config(const std::string& json_text, const std::string& where);
+
+// Opens a directory; throws InputError naming the path and what is missing.
+std::unique_ptr<WeightSource> open_hf_directory(const std::string& dir);
+
+// Writes `source` as a Hugging Face llama directory (config.json +
+// model.safetensors, tensors in `dtype`: "f32", "bf16" or "f16"). Used to
+// convert llama2.c checkpoints. gpt2 sources are refused.
+void write_hf_llama_directory(const WeightSource& source, const std::string& dir,
+                              const std::string& dtype = "f32");
+
+}  // namespace sparc

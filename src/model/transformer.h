@@ -1,0 +1,136 @@
+// The frozen decoder-only transformer: one implementation, two families
+// (llama, gpt2). Weights are plain tensors without gradients; autograd still
+// flows through the activations, so soft prompts (prefix embeddings) and,
+// later, LoRA adapters train against a frozen model.
+//
+// Extension points: every projection is a `Linear` (LoRA attaches there),
+// and the forward runs block by block through `run_block`, so a sharded
+// model can gather a block's weights right before it runs.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/model_config.h"
+#include "model/weight_source.h"
+
+namespace sparc {
+
+struct ModelOptions {
+  torch::Dtype dtype = torch::kFloat32;  // frozen weights and activations: f32 or bf16
+  torch::Device device = torch::kCPU;
+};
+
+// Parses "f32"/"bf16" (and "f16"); "cpu"/"cuda"/"cuda:N". Throw InputError(where, ...).
+torch::Dtype parse_model_dtype(const std::string& name, const std::string& where);
+torch::Device parse_model_device(const std::string& name, const std::string& where);
+
+// Dropout draws of one forward pass: keyed by (base, module, global sample
+// index), so a sample's mask does not depend on which rank holds it.
+struct DropoutKeys {
+  std::uint64_t base = 0;
+  std::vector<std::int64_t> sample_ids;  // global index of each batch row
+};
+
+// A low-rank adapter on one projection: y += scale * dropout(x) A^T B^T.
+// A and B are float32 (trainable state stays f32 whatever the model dtype).
+struct LoraAdapter {
+  torch::Tensor a;  // [r, in]
+  torch::Tensor b;  // [out, r]
+  double scale = 1.0;
+  double dropout = 0.0;
+};
+
+struct Linear {
+  torch::Tensor weight;  // [out, in]
+  torch::Tensor bias;    // [out] or undefined
+  std::shared_ptr<LoraAdapter> lora;  // optional; owned by a task
+  std::uint64_t module_id = 0;        // stable id: keys this module's dropout draws
+  torch::Tensor forward(const torch::Tensor& x, const DropoutKeys* dropout = nullptr) const;
+};
+
+struct Norm {
+  torch::Tensor weight;
+  torch::Tensor bias;  // gpt2's LayerNorm only
+};
+
+struct Block {
+  Norm attn_norm, mlp_norm;
+  Linear q, k, v, o;
+  Linear gate, up, down;  // gate: llama only
+};
+
+class Transformer {
+ public:
+  // Loads and checks every tensor of `source` (names and shapes against the
+  // config; errors name the source, the tensor and both shapes), converting
+  // to options.dtype on options.device.
+  Transformer(const WeightSource& source, const ModelOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  torch::Dtype dtype() const { return options_.dtype; }
+  torch::Device device() const { return options_.device; }
+
+  // Token ids [B, T] (int64) -> input embeddings [B, T, D] in the model dtype.
+  torch::Tensor embed(const torch::Tensor& tokens) const;
+
+  // Runs the blocks and the final norm over input embeddings [B, S, D].
+  // `valid` [B, S] (bool) marks real positions; padded ones are never
+  // attended to and do not advance positions, so left or right padding gives
+  // the same outputs at real positions as the unpadded sequence. Undefined
+  // `valid` means every position is real.
+  torch::Tensor hidden_states(const torch::Tensor& embeddings, const torch::Tensor& valid) const;
+  // The residual stream after `layers` blocks (0 = the input embeddings),
+  // without the final norm: features for `pca.source: hidden:<layer>`.
+  torch::Tensor hidden_after(const torch::Tensor& embeddings, const torch::Tensor& valid,
+                             std::int64_t layers) const;
+
+  // Hidden states [..., D] -> logits [..., V] in float32 (float64 for a float64 model).
+  torch::Tensor logits(const torch::Tensor& hidden) const;
+
+  // Tokens [B, T] with an optional prefix of soft-prompt embeddings ([P, D]
+  // shared by the batch, or [B, P, D]) placed before the tokens, and an
+  // optional attention mask [B, T] (nonzero = real token). Returns logits
+  // [B, P + T, V] (float32).
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& prefix = {},
+                        const torch::Tensor& attention_mask = {}) const;
+
+  // The output embedding [V, D] (the token embedding when tied).
+  const torch::Tensor& output_embedding() const { return lm_head_; }
+  const torch::Tensor& token_embedding() const { return tok_embeddings_; }
+
+  // LoRA dropout keys for the next forward passes; nullptr (the default)
+  // disables dropout, as in evaluation.
+  void set_dropout(const DropoutKeys* keys) { dropout_ = keys; }
+
+  // Makes every weight a trainable leaf (the `full` baseline) or frozen again.
+  void set_weights_trainable(bool trainable);
+
+  std::vector<Block>& blocks() { return blocks_; }
+  const std::vector<Block>& blocks() const { return blocks_; }
+  // Every frozen tensor by canonical name (tied embeddings appear once).
+  std::vector<std::pair<std::string, torch::Tensor>> named_weights() const;
+  std::int64_t parameter_count() const;
+
+ private:
+  torch::Tensor run_block(const Block& block, const torch::Tensor& x, const torch::Tensor& cos,
+                          const torch::Tensor& sin, const torch::Tensor& allowed) const;
+  // Positions, RoPE tables and the attention mask for a batch.
+  struct Geometry {
+    torch::Tensor cos, sin, allowed;
+  };
+  Geometry geometry(torch::Tensor& x, const torch::Tensor& valid) const;
+  torch::Tensor norm(const Norm& n, const torch::Tensor& x) const;
+
+  ModelConfig config_;
+  ModelOptions options_;
+  torch::Tensor tok_embeddings_, pos_embeddings_, lm_head_;
+  Norm final_norm_;
+  std::vector<Block> blocks_;
+  const DropoutKeys* dropout_ = nullptr;
+};
+
+}  // namespace sparc

@@ -1,0 +1,112 @@
+// Byte-level BPE, the tokenizer of the GPT-2 family (GPT-2, Llama 3, Qwen2,
+// SmolLM), read from GPT-2's vocab.json + merges.txt or from a Hugging Face
+// tokenizer.json. Text is split into pre-tokenizer pieces by the file's regexes
+// (PCRE2, Unicode-aware), each piece's bytes are mapped to GPT-2's printable
+// characters, and the merges are applied by rank, as Hugging Face does.
+//
+// Added tokens are matched literally in the input (the longest at the leftmost
+// position) before pre-tokenization; special ones decode to no text, so
+// decode(encode(s)) == s holds for valid UTF-8 that does not spell a special
+// token. Invalid UTF-8 is tokenized losslessly: each maximal run of bytes that
+// are not part of a valid sequence becomes a piece of its own (byte-level BPE
+// can spell any byte) and the valid text around it is pre-tokenized as usual;
+// PCRE2 never sees invalid UTF-8.
+//
+// encode() keeps no per-word cache: it stays const and safe to call from many
+// threads without a lock, and merging a word is O(n log n) anyway.
+//
+// Accepted tokenizer.json features: model.type "BPE" (with ignore_merges,
+// merges as "a b" strings or [a, b] pairs); pre-tokenizers ByteLevel (last),
+// Split (a Regex or String pattern, behavior "Isolated") and Digits, alone or
+// in a Sequence; added_tokens with lstrip/rstrip (ASCII whitespace;
+// single_word is not applied); a TemplateProcessing post-processor for
+// BOS/EOS. An NFC normalizer (Qwen2) is accepted but not applied: text that is
+// not already NFC tokenizes differently from Hugging Face. Anything else
+// (another model type, normalizers, add_prefix_space) is an InputError rather
+// than a silently different tokenization.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/tokenizer.h"
+
+namespace sparc {
+
+class BpeTokenizer : public Tokenizer {
+ public:
+  // A Hugging Face tokenizer.json. BOS/EOS come from its TemplateProcessing
+  // post-processor, else from a tokenizer_config.json beside it, else
+  // "<|endoftext|>" (when present) is EOS. Throws InputError naming the file.
+  static BpeTokenizer from_tokenizer_json(const std::string& path);
+  // The text of a tokenizer.json held in memory (tests, fuzzing); `name`
+  // stands for the file in error messages. No tokenizer_config.json is read.
+  static BpeTokenizer from_tokenizer_json_text(std::string_view json, const std::string& name);
+  // GPT-2's vocab.json + merges.txt, pre-tokenized by GPT-2's regex.
+  // "<|endoftext|>" is a special token and the EOS (no BOS) unless a
+  // tokenizer_config.json beside vocab.json names others.
+  static BpeTokenizer from_vocab_merges(const std::string& vocab_path,
+                                        const std::string& merges_path);
+
+  std::vector<std::int32_t> encode(std::string_view text) const override;
+  // Out-of-range and unassigned ids throw InputError.
+  std::string decode(const std::vector<std::int32_t>& ids) const override;
+  std::int32_t vocab_size() const override { return static_cast<std::int32_t>(pieces_.size()); }
+  std::optional<std::int32_t> bos_id() const override { return bos_; }
+  std::optional<std::int32_t> eos_id() const override { return eos_; }
+  // The token as the file spells it (byte-level characters, e.g. "Ġworld").
+  std::string piece(std::int32_t id) const override;
+
+  struct Regex;  // a compiled PCRE2 pattern; defined in the .cpp
+
+ private:
+  enum class Kind : std::uint8_t { kUnused, kModel, kAdded, kSpecial };
+  struct AddedToken {
+    std::string content;
+    std::int32_t id;
+    bool lstrip, rstrip;
+  };
+  struct Merge {
+    std::int32_t rank, id;
+  };
+
+  BpeTokenizer() = default;
+  void parse_tokenizer_json(std::string_view text);
+  void add_vocab_entry(const std::string& piece, std::int64_t id);
+  // `where` locates the merge in error messages ("line 7", "model.merges[6]").
+  void add_merge(const std::string& left, const std::string& right, std::int32_t rank,
+                 const std::string& file, const std::string& where);
+  void add_token(const std::string& content, std::int64_t id, bool special, bool lstrip,
+                 bool rstrip);
+  // Takes BOS/EOS left unset from tokenizer_config.json beside `path`, then
+  // EOS from "<|endoftext|>".
+  void read_config_beside(const std::string& path);
+  void finish();
+  std::optional<std::int32_t> find_id(const std::string& content) const;
+  void check_id(std::int32_t id) const;
+
+  void encode_text(std::string_view text, std::vector<std::int32_t>& ids) const;
+  void pre_tokenize(std::string_view text, std::size_t stage, std::vector<std::int32_t>& ids) const;
+  void encode_piece(std::string_view piece, std::vector<std::int32_t>& ids) const;
+  void merge(std::vector<std::int32_t>& word) const;
+
+  std::string name_;                 // the file, for error messages
+  std::vector<std::string> pieces_;  // id -> token as in the file
+  std::vector<std::string> bytes_;   // id -> the bytes it decodes to
+  std::vector<Kind> kinds_;
+  std::unordered_map<std::string, std::int32_t> vocab_;  // model piece -> id
+  std::array<std::int32_t, 256> byte_ids_{};             // byte -> its single-byte token
+  std::unordered_map<std::uint64_t, Merge> merges_;      // (left id, right id) -> merge
+  bool ignore_merges_ = false;
+  std::vector<std::shared_ptr<const Regex>> splitters_;  // pre-tokenizer stages, in order
+  std::vector<AddedToken> added_;                        // longest first
+  std::array<bool, 256> starts_added_{};                 // first bytes of added tokens
+  std::optional<std::int32_t> bos_, eos_;
+};
+
+}  // namespace sparc

@@ -1,0 +1,756 @@
+#include "train/trainer.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/random.h"
+#include "data/jsonl_reader.h"
+#include "formats/safetensors.h"
+#include "model/model_loader.h"
+#include "tokenizer/tokenizer.h"
+
+namespace sparc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Streams of counter-based draws (SPEC 3): one constant per purpose.
+constexpr std::uint64_t kSplitStream = 0x73706c6974;   // "split"
+constexpr std::uint64_t kInitStream = 0x696e6974;      // "init"
+constexpr std::uint64_t kLoraStream = 0x6c6f7261;      // "lora"
+constexpr std::uint64_t kDropoutStream = 0x64726f70;   // "drop"
+
+bool is_sparc(const std::string& m) { return m == "sparc" || m == "sparc+lora"; }
+bool has_lora(const std::string& m) { return m == "lora" || m == "sparc+lora"; }
+bool per_task_prompt(const std::string& m) { return is_sparc(m) || m == "prompt"; }
+
+void make_dirs(const std::string& path) {
+  std::string partial;
+  for (size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+        throw InputError(partial, errno_text("cannot create directory"));
+    }
+    if (i < path.size()) partial += path[i];
+  }
+}
+
+Linear& module_of(Block& b, const std::string& target) {
+  if (target == "q") return b.q;
+  if (target == "k") return b.k;
+  if (target == "v") return b.v;
+  if (target == "o") return b.o;
+  if (target == "gate") return b.gate;
+  if (target == "up") return b.up;
+  return b.down;
+}
+
+std::string format_eta(double seconds) {
+  int s = int(std::max(0.0, seconds));
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
+  return buf;
+}
+
+}  // namespace
+
+double scheduled_lr(const std::string& schedule, double base, std::int64_t step,
+                    std::int64_t total, std::int64_t warmup) {
+  if (warmup > 0 && step < warmup) return base * double(step + 1) / double(warmup);
+  if (schedule == "constant") return base;
+  const double span = double(std::max<std::int64_t>(1, total - warmup));
+  const double progress = std::min(1.0, double(step - warmup) / span);
+  if (schedule == "linear") return base * (1.0 - progress);
+  return base * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::uint64_t task,
+                                      std::uint64_t epoch) {
+  std::vector<std::int64_t> order(n);
+  for (std::int64_t i = 0; i < n; ++i) order[i] = i;
+  for (std::int64_t i = n - 1; i > 0; --i) {
+    double u = uniform01(random_key({seed, task, epoch, std::uint64_t(i)}));
+    std::swap(order[i], order[std::int64_t(u * double(i + 1))]);
+  }
+  return order;
+}
+
+struct ContinualTrainer::Impl {
+  RunConfig cfg;
+  std::string run_dir;
+  std::unique_ptr<Tokenizer> tok;
+  std::unique_ptr<Transformer> model;
+  std::vector<TaskData> data;
+  std::vector<Subspace> subspaces;  // every task's, computed up front (routing needs them too)
+  std::vector<std::vector<std::int32_t>> token_pools;  // train input tokens per task (init sampling)
+  std::vector<TaskEntry> library;
+  std::map<std::string, std::shared_ptr<LoraAdapter>> shared_lora;  // the `lora` baseline
+  std::ofstream metrics_out;
+  bool progress_line = ::isatty(STDERR_FILENO) != 0;
+
+  // ---- set-up -----------------------------------------------------------------
+
+  void load_model() {
+    const auto& m = cfg.model;
+    std::string tok_path = m.tokenizer.empty() ? default_tokenizer_path(m.path) : m.tokenizer;
+    if (tok_path.empty())
+      throw InputError(cfg.source_path, "model.tokenizer: none given and none beside the model");
+    tok = load_tokenizer(tok_path);
+    auto source = open_model(m.path);
+    ModelOptions opt;
+    opt.dtype = parse_model_dtype(m.dtype, "model.dtype");
+    opt.device = parse_model_device(m.device, "model.device");
+    if (cfg.method == "full" && opt.dtype != torch::kFloat32)
+      throw InputError(cfg.source_path, "method full trains the weights themselves and needs "
+                                        "model.dtype f32 (trainable state stays f32)");
+    if (tok->vocab_size() > source->config().vocab_size)
+      throw InputError(tok_path, "tokenizer has " + std::to_string(tok->vocab_size()) +
+                                     " tokens but the model's vocabulary has " +
+                                     std::to_string(source->config().vocab_size));
+    model = std::make_unique<Transformer>(*source, opt);
+    for (const auto& t : cfg.lora.targets)
+      if (t == "gate" && model->config().arch == Arch::kGpt2)
+        throw InputError(cfg.source_path, "lora.targets: gpt2 has no 'gate' projection");
+    spdlog::info("model {}: {} ({} parameters, {})", m.path, model->config().summary(),
+                 model->parameter_count(), m.dtype);
+  }
+
+  std::vector<EncodedExample> encode_all(const TaskEncoder& enc, const std::vector<Example>& xs) {
+    std::vector<EncodedExample> out;
+    out.reserve(xs.size());
+    for (const auto& x : xs) out.push_back(enc.encode(x));
+    return out;
+  }
+
+  void load_data() {
+    for (size_t t = 0; t < cfg.tasks.size(); ++t) {
+      const TaskSpec& spec = cfg.tasks[t];
+      const std::string where = "tasks[" + std::to_string(t) + "]";
+      TaskEncoder enc(*tok, spec.template_text, spec.verbalizer, spec.truncate_field,
+                      cfg.train.max_length, where);
+      auto train = read_examples(spec.train, spec.format);
+      std::vector<Example> validation;
+      if (!spec.validation.empty()) {
+        validation = read_examples(spec.validation, spec.format);
+      } else if (cfg.train.val_fraction > 0 && train.size() > 1) {
+        // Carve validation out of train, deterministically from the seed.
+        auto order = epoch_order(std::int64_t(train.size()), cfg.seed, t, kSplitStream);
+        size_t n_val = std::max<size_t>(1, size_t(cfg.train.val_fraction * train.size()));
+        std::vector<bool> is_val(train.size(), false);
+        for (size_t i = 0; i < n_val; ++i) is_val[order[i]] = true;
+        std::vector<Example> kept;
+        for (size_t i = 0; i < train.size(); ++i)
+          (is_val[i] ? validation : kept).push_back(std::move(train[i]));
+        train = std::move(kept);
+      }
+      if (cfg.train.max_train_examples > 0 && train.size() > size_t(cfg.train.max_train_examples))
+        train.resize(cfg.train.max_train_examples);
+      auto test = read_examples(spec.test, spec.format);
+      if (cfg.eval.max_examples > 0 && test.size() > size_t(cfg.eval.max_examples))
+        test.resize(cfg.eval.max_examples);
+      TaskData d;
+      d.name = spec.name;
+      d.train = encode_all(enc, train);
+      d.validation = encode_all(enc, validation);
+      d.test = encode_all(enc, test);
+      d.label_tokens = enc.label_token_ids();
+      std::vector<std::int32_t> pool;
+      for (const auto& e : d.train) pool.insert(pool.end(), e.input_ids.begin(), e.input_ids.end());
+      if (pool.empty()) throw InputError(spec.train, "no input tokens in the training split");
+      token_pools.push_back(std::move(pool));
+      spdlog::info("task {} '{}': {} train, {} validation, {} test examples, {} classes", t,
+                   d.name, d.train.size(), d.validation.size(), d.test.size(),
+                   d.label_tokens.size());
+      data.push_back(std::move(d));
+    }
+  }
+
+  // ---- features, PCA and routing ------------------------------------------------
+
+  // The vectors an example contributes to its task's PCA (and routing): its
+  // input tokens' embeddings, their hidden states after a layer, or their mean.
+  torch::Tensor features(const EncodedExample& e) {
+    torch::NoGradGuard no_grad;
+    auto ids = torch::tensor(std::vector<std::int64_t>(e.input_ids.begin(), e.input_ids.end()),
+                             torch::kLong);
+    if (ids.numel() == 0) return torch::zeros({0, model->config().dim}, torch::kFloat64);
+    auto emb = model->embed(ids.unsqueeze(0));
+    torch::Tensor x;
+    if (cfg.pca.source == "hidden")
+      x = model->hidden_after(emb, {}, cfg.pca.hidden_layer).squeeze(0);
+    else
+      x = emb.squeeze(0);
+    x = x.to(torch::kCPU, torch::kFloat64);
+    if (cfg.pca.source == "mean") x = x.mean(0, true);
+    return x;
+  }
+
+  void compute_subspaces() {
+    const auto D = model->config().dim;
+    for (size_t t = 0; t < data.size(); ++t) {
+      CovarianceAccumulator acc(D);
+      for (const auto& e : data[t].train) {
+        auto x = features(e);
+        if (cfg.pca.max_tokens > 0 && acc.count() + x.size(0) > cfg.pca.max_tokens)
+          x = x.slice(0, 0, std::max<std::int64_t>(0, cfg.pca.max_tokens - acc.count()));
+        if (x.size(0) > 0) acc.add(x);
+        if (cfg.pca.max_tokens > 0 && acc.count() >= cfg.pca.max_tokens) break;
+      }
+      if (acc.count() <= cfg.pca.k)
+        throw InputError(cfg.tasks[t].train, "only " + std::to_string(acc.count()) +
+                                                 " PCA vectors for pca.k = " +
+                                                 std::to_string(cfg.pca.k));
+      subspaces.push_back(compute_subspace(acc, cfg.pca.k));
+      spdlog::info("task '{}': PCA over {} vectors, k={} explains {:.1f}% of the variance",
+                   data[t].name, acc.count(), cfg.pca.k,
+                   100 * subspaces.back().explained_variance_ratio);
+    }
+    // The full similarity table, so users can set reuse_threshold from data.
+    std::string header = "subspace similarity (reuse_threshold " +
+                         std::to_string(cfg.reuse_threshold).substr(0, 4) + "):";
+    spdlog::info("{}", header);
+    for (size_t a = 0; a < data.size(); ++a) {
+      std::string row;
+      for (size_t b = 0; b < data.size(); ++b)
+        row += fmt::format(" {:6.3f}", subspace_similarity(subspaces[a].basis, subspaces[b].basis));
+      spdlog::info("  {:>16}{}", data[a].name, row);
+    }
+  }
+
+  int route_example(const EncodedExample& e, size_t stored) {
+    std::vector<const Subspace*> candidates;
+    for (size_t j = 0; j < stored; ++j) candidates.push_back(&library[j].subspace);
+    return route(features(e), candidates);
+  }
+
+  // ---- parameters ---------------------------------------------------------------
+
+  torch::Tensor sampled_token_embeddings(size_t task) {
+    const auto& pool = token_pools[task];
+    std::vector<std::int64_t> ids;
+    for (int p = 0; p < cfg.prompt.length; ++p) {
+      double u = uniform01(random_key({cfg.seed, task, kInitStream, std::uint64_t(p)}));
+      ids.push_back(pool[size_t(u * double(pool.size()))]);
+    }
+    torch::NoGradGuard no_grad;
+    return model->token_embedding().index({torch::tensor(ids, torch::kLong)})
+        .to(torch::kCPU, torch::kFloat64);
+  }
+
+  std::map<std::string, std::shared_ptr<LoraAdapter>> fresh_lora(size_t task) {
+    std::map<std::string, std::shared_ptr<LoraAdapter>> out;
+    const int r = cfg.lora.rank;
+    for (size_t l = 0; l < model->blocks().size(); ++l)
+      for (const auto& t : cfg.lora.targets) {
+        Linear& lin = module_of(model->blocks()[l], t);
+        const auto out_dim = lin.weight.size(0), in_dim = lin.weight.size(1);
+        auto gen = at::detail::createCPUGenerator(random_key({cfg.seed, task, kLoraStream, lin.module_id}));
+        auto a = at::rand({r, in_dim}, gen).mul_(2).sub_(1).mul_(1.0 / std::sqrt(double(in_dim)));
+        auto adapter = std::make_shared<LoraAdapter>();
+        adapter->a = a.to(model->device()).requires_grad_(true);
+        adapter->b = torch::zeros({out_dim, r}, torch::device(model->device())).requires_grad_(true);
+        adapter->scale = cfg.lora.alpha / r;
+        adapter->dropout = cfg.lora.dropout;
+        out["layers." + std::to_string(l) + "." + t] = adapter;
+      }
+    return out;
+  }
+
+  void install_lora(const std::map<std::string, std::shared_ptr<LoraAdapter>>& adapters) {
+    for (size_t l = 0; l < model->blocks().size(); ++l)
+      for (const char* t : {"q", "k", "v", "o", "gate", "up", "down"}) {
+        auto it = adapters.find("layers." + std::to_string(l) + "." + t);
+        module_of(model->blocks()[l], t).lora = it == adapters.end() ? nullptr : it->second;
+      }
+  }
+
+  // The parameters task `t` starts from given the current library (SPEC 1.3,
+  // 1.4): reuse of the most similar stored prompt, or an orthogonal sampled
+  // initialisation. Also what an untrained task is evaluated with (SPEC 2).
+  TaskEntry initial_entry(size_t t, bool log_decision) {
+    TaskEntry e;
+    e.name = data[t].name;
+    e.subspace = subspaces[t];
+    const auto& m = cfg.method;
+    if (is_sparc(m)) {
+      const Subspace& s = subspaces[t];
+      int best = -1;
+      double best_score = -1;
+      for (size_t j = 0; j < library.size(); ++j) {
+        double score = subspace_similarity(s.basis, library[j].subspace.basis);
+        e.similarities.push_back(score);
+        if (score > best_score) best_score = score, best = int(j);
+      }
+      torch::Tensor z;
+      if (best >= 0 && best_score >= cfg.reuse_threshold) {
+        z = reuse_init(library[best].prompt.to(torch::kFloat64), s);
+        e.reused_from = best;
+        if (log_decision)
+          spdlog::info("task '{}': reuse the prompt of '{}' (similarity {:.3f} >= {:.3f})", e.name,
+                       library[best].name, best_score, cfg.reuse_threshold);
+      } else {
+        z = project(sampled_token_embeddings(t), s);
+        std::vector<StoredPrompt> stored;
+        for (const auto& j : library) stored.push_back({j.z.to(torch::kFloat64), &j.subspace});
+        auto orth = orthogonal_init(z, s, stored);
+        z = orth.z;
+        e.orth_directions = orth.directions;
+        e.orth_capped = orth.capped;
+        e.orth_residual = orth.residual_overlap;
+        if (log_decision) {
+          spdlog::info("task '{}': orthogonal initialisation (best similarity {:.3f} < {:.3f}; "
+                       "{} stored directions removed{})",
+                       e.name, std::max(0.0, best_score), cfg.reuse_threshold, orth.directions,
+                       orth.capped ? fmt::format(", capacity cap binds: residual overlap {:.3g}",
+                                                 orth.residual_overlap)
+                                   : "");
+        }
+      }
+      e.z = z.to(torch::kFloat32);
+      e.z_init = e.z.clone();
+      e.prompt = prompt_embeddings(e.z, s).to(torch::kFloat32);
+    } else if (m == "prompt") {
+      e.prompt = sampled_token_embeddings(t).to(torch::kFloat32);
+    }
+    if (m == "sparc+lora") e.lora = fresh_lora(t);
+    return e;
+  }
+
+  // ---- forward and evaluation ---------------------------------------------------
+
+  // Class scores [B, C] (f32): the logits of each class's token at the answer
+  // position, after `prefix` ([P, D], or undefined for none).
+  torch::Tensor class_scores(const std::vector<const EncodedExample*>& batch,
+                             const torch::Tensor& prefix, const std::vector<std::int32_t>& labels) {
+    const std::int64_t B = std::int64_t(batch.size());
+    std::int64_t T = 0;
+    for (const auto* e : batch) T = std::max<std::int64_t>(T, std::int64_t(e->ids.size()));
+    auto tokens = torch::zeros({B, T}, torch::kLong);
+    auto valid = torch::zeros({B, T}, torch::kBool);
+    std::vector<std::int64_t> last(B);
+    auto tok_a = tokens.accessor<std::int64_t, 2>();
+    auto val_a = valid.accessor<bool, 2>();
+    for (std::int64_t b = 0; b < B; ++b) {
+      const auto& ids = batch[b]->ids;
+      for (size_t i = 0; i < ids.size(); ++i) tok_a[b][i] = ids[i], val_a[b][i] = true;
+      last[b] = std::int64_t(ids.size()) - 1;
+    }
+    auto x = model->embed(tokens);
+    std::int64_t P = 0;
+    if (prefix.defined()) {
+      P = prefix.size(0);
+      auto p = prefix.to(model->device(), model->dtype()).unsqueeze(0).expand({B, P, prefix.size(1)});
+      x = torch::cat({p, x}, 1);
+      valid = torch::cat({torch::ones({B, P}, torch::kBool), valid}, 1);
+    }
+    auto h = model->hidden_states(x, valid);
+    auto pos = torch::tensor(last, torch::kLong).add_(P).to(model->device());
+    auto h_last = h.index({torch::arange(B, torch::device(model->device())), pos});  // [B, D]
+    auto label_ids = torch::tensor(std::vector<std::int64_t>(labels.begin(), labels.end()),
+                                   torch::kLong).to(model->device());
+    auto w = model->output_embedding().index_select(0, label_ids);  // [C, D]
+    return torch::matmul(h_last, w.t()).to(torch::kFloat32);
+  }
+
+  // Correct predictions among `examples` with one prefix/adapter set.
+  std::int64_t count_correct(const std::vector<const EncodedExample*>& examples,
+                             const torch::Tensor& prefix, const std::vector<std::int32_t>& labels) {
+    torch::NoGradGuard no_grad;
+    std::int64_t correct = 0;
+    const size_t bs = size_t(cfg.eval.batch_size);
+    for (size_t i = 0; i < examples.size(); i += bs) {
+      std::vector<const EncodedExample*> batch(examples.begin() + i,
+                                               examples.begin() + std::min(examples.size(), i + bs));
+      auto pred = class_scores(batch, prefix, labels).argmax(1).cpu();
+      auto pa = pred.accessor<std::int64_t, 1>();
+      for (size_t b = 0; b < batch.size(); ++b) correct += pa[b] == batch[b]->label;
+    }
+    return correct;
+  }
+
+  std::vector<const EncodedExample*> pointers(const std::vector<EncodedExample>& xs) {
+    std::vector<const EncodedExample*> out;
+    for (const auto& x : xs) out.push_back(&x);
+    return out;
+  }
+
+  // Accuracy on task j's test split with the parameters of `entry` (undefined
+  // prompt: none) and the currently installed shared state.
+  double accuracy_with(size_t j, const TaskEntry* entry) {
+    if (entry) install_lora(entry->lora);
+    auto c = count_correct(pointers(data[j].test), entry ? entry->prompt : torch::Tensor(),
+                           data[j].label_tokens);
+    if (entry) install_lora(shared_lora);
+    return double(c) / double(data[j].test.size());
+  }
+
+  // Domain-incremental: each test example goes to the stored task whose
+  // subspace reconstructs it best. Returns accuracy; counts routing hits.
+  double routed_accuracy(size_t j, std::int64_t* routed_right) {
+    std::map<int, std::vector<const EncodedExample*>> groups;
+    for (const auto& e : data[j].test) {
+      int r = route_example(e, library.size());
+      groups[r].push_back(&e);
+      if (routed_right && r == int(j)) ++*routed_right;
+    }
+    std::int64_t correct = 0;
+    for (const auto& [r, xs] : groups) {
+      install_lora(library[r].lora);
+      correct += count_correct(xs, library[r].prompt, data[j].label_tokens);
+    }
+    install_lora(shared_lora);
+    return double(correct) / double(data[j].test.size());
+  }
+
+  // Row i of the accuracy matrix (SPEC 2), after task i.
+  std::vector<double> evaluate_row(size_t i, std::int64_t* routed_right) {
+    std::vector<double> row;
+    const bool domain = cfg.setting == "domain-incremental" && per_task_prompt(cfg.method);
+    for (size_t j = 0; j < data.size(); ++j) {
+      if (domain) {
+        row.push_back(routed_accuracy(j, i + 1 == data.size() ? routed_right : nullptr));
+      } else if (!per_task_prompt(cfg.method)) {
+        row.push_back(accuracy_with(j, nullptr));  // lora / full: the current shared state
+      } else if (j <= i) {
+        row.push_back(accuracy_with(j, &library[j]));
+      } else {
+        TaskEntry start = initial_entry(j, false);  // what task j would start from now
+        row.push_back(accuracy_with(j, &start));
+      }
+    }
+    return row;
+  }
+
+  // Perplexity of the model as used for inference, on plain text: the
+  // eval.ppl_text file (one text per line), else every task's test inputs.
+  double perplexity() {
+    std::vector<std::vector<std::int32_t>> texts;
+    if (!cfg.eval.ppl_text.empty()) {
+      std::string all = read_text_file(cfg.eval.ppl_text);
+      size_t start = 0;
+      while (start < all.size()) {
+        size_t end = all.find('\n', start);
+        if (end == std::string::npos) end = all.size();
+        if (end > start) {
+          auto ids = tok->encode_with_bos(all.substr(start, end - start));
+          if (ids.size() > size_t(cfg.train.max_length)) ids.resize(cfg.train.max_length);
+          texts.push_back(ids);
+        }
+        start = end + 1;
+      }
+    } else {
+      for (const auto& d : data)
+        for (const auto& e : d.test) texts.push_back(e.ids);
+    }
+    torch::NoGradGuard no_grad;
+    double nll = 0;
+    std::int64_t count = 0;
+    for (const auto& ids : texts) {
+      if (ids.size() < 2) continue;
+      auto t = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0);
+      auto logits = model->forward(t).squeeze(0).to(torch::kFloat64).cpu();
+      auto logp = torch::log_softmax(logits.slice(0, 0, -1), -1);
+      auto target = t.squeeze(0).slice(0, 1).unsqueeze(1);
+      nll -= logp.gather(1, target).sum().item<double>();
+      count += target.size(0);
+    }
+    return count ? std::exp(nll / double(count)) : -1;
+  }
+
+  // ---- training -----------------------------------------------------------------
+
+  struct Trainables {
+    std::vector<torch::Tensor> prompt_group, lora_group;  // leaves
+  };
+
+  void train_task(size_t t, TaskEntry& entry) {
+    const auto& tc = cfg.train;
+    Trainables tr;
+    if (is_sparc(cfg.method)) {
+      entry.z = entry.z.detach().clone().requires_grad_(true);
+      tr.prompt_group.push_back(entry.z);
+    } else if (cfg.method == "prompt") {
+      entry.prompt = entry.prompt.detach().clone().requires_grad_(true);
+      tr.prompt_group.push_back(entry.prompt);
+    }
+    auto& adapters = cfg.method == "lora" ? shared_lora : entry.lora;
+    for (auto& [name, a] : adapters) tr.lora_group.insert(tr.lora_group.end(), {a->a, a->b});
+    if (cfg.method == "full") {
+      model->set_weights_trainable(true);
+      for (auto& [name, w] : model->named_weights()) tr.prompt_group.push_back(w);
+    }
+    install_lora(adapters);
+
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    const double lora_lr = cfg.lora.lr > 0 ? cfg.lora.lr : tc.lr;
+    auto options = [&](double lr) {
+      return std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(lr).weight_decay(tc.weight_decay));
+    };
+    if (!tr.prompt_group.empty()) groups.emplace_back(tr.prompt_group, options(tc.lr));
+    if (!tr.lora_group.empty()) groups.emplace_back(tr.lora_group, options(lora_lr));
+    torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(tc.lr).weight_decay(tc.weight_decay));
+    std::vector<double> base_lrs;
+    for (auto& g : optimizer.param_groups()) base_lrs.push_back(g.options().get_lr());
+    std::vector<torch::Tensor> all_params;
+    for (auto& g : optimizer.param_groups())
+      all_params.insert(all_params.end(), g.params().begin(), g.params().end());
+
+    std::vector<StoredPrompt> stored;
+    if (is_sparc(cfg.method) && tc.lambda_orth > 0)
+      for (const auto& j : library) stored.push_back({j.z.to(torch::kFloat64), &j.subspace});
+
+    const auto& train = data[t].train;
+    const std::int64_t n = std::int64_t(train.size());
+    const std::int64_t per_step = std::int64_t(tc.batch_size) * tc.grad_accum;
+    const std::int64_t steps_per_epoch = (n + per_step - 1) / per_step;
+    const std::int64_t total = steps_per_epoch * tc.epochs;
+    const auto& labels = data[t].label_tokens;
+    std::int64_t step = 0;
+    double best_val = -1;
+    int bad_epochs = 0;
+    std::vector<torch::Tensor> best_params;
+    const auto start = Clock::now();
+    std::int64_t tokens_seen = 0;
+
+    for (int epoch = 0; epoch < tc.epochs; ++epoch) {
+      auto order = epoch_order(n, cfg.seed, t, std::uint64_t(epoch));
+      for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
+        for (size_t g = 0; g < base_lrs.size(); ++g)
+          optimizer.param_groups()[g].options().set_lr(
+              scheduled_lr(tc.schedule, base_lrs[g], step, total, tc.warmup_steps));
+        optimizer.zero_grad();
+        const std::int64_t first = s * per_step, stop = std::min(n, first + per_step);
+        double loss_value = 0;
+        std::int64_t step_tokens = 0;
+        for (std::int64_t m = first; m < stop; m += tc.batch_size) {
+          std::vector<const EncodedExample*> batch;
+          DropoutKeys keys;
+          keys.base = random_key({cfg.seed, t, kDropoutStream, std::uint64_t(step)});
+          for (std::int64_t i = m; i < std::min(stop, m + tc.batch_size); ++i) {
+            batch.push_back(&train[order[i]]);
+            keys.sample_ids.push_back(order[i]);
+            step_tokens += std::int64_t(train[order[i]].ids.size()) + cfg.prompt.length;
+          }
+          torch::Tensor prefix;
+          if (is_sparc(cfg.method)) prefix = prompt_embeddings(entry.z, entry.subspace);
+          else if (cfg.method == "prompt") prefix = entry.prompt;
+          model->set_dropout(&keys);
+          auto scores = class_scores(batch, prefix, labels);
+          model->set_dropout(nullptr);
+          std::vector<std::int64_t> y;
+          for (const auto* e : batch) y.push_back(e->label);
+          // Sum over the step's examples / their count: the same gradient
+          // whatever the micro-batching (and, later, the world size).
+          auto loss = torch::nn::functional::cross_entropy(
+                          scores, torch::tensor(y, torch::kLong).to(scores.device()),
+                          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                      double(stop - first);
+          if (!stored.empty() && m == first)
+            loss = loss + tc.lambda_orth * orthogonality_penalty(entry.z, entry.subspace, stored)
+                                               .to(torch::kFloat32);
+          loss.backward();
+          loss_value += loss.item<double>();
+        }
+        if (tc.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(all_params, tc.max_grad_norm);
+        optimizer.step();
+        tokens_seen += step_tokens;
+        log_step(t, step, total, loss_value, optimizer.param_groups()[0].options().get_lr(),
+                 tokens_seen, start);
+      }
+      if (tc.early_stop_patience > 0 && !data[t].validation.empty()) {
+        torch::Tensor prefix;
+        if (is_sparc(cfg.method)) prefix = prompt_embeddings(entry.z, entry.subspace).detach();
+        else if (cfg.method == "prompt") prefix = entry.prompt.detach();
+        double val = double(count_correct(pointers(data[t].validation), prefix, labels)) /
+                     double(data[t].validation.size());
+        spdlog::info("task '{}' epoch {}: validation accuracy {:.4f}", data[t].name, epoch + 1, val);
+        if (val > best_val) {
+          best_val = val;
+          bad_epochs = 0;
+          best_params.clear();
+          for (auto& p : all_params) best_params.push_back(p.detach().clone());
+        } else if (++bad_epochs >= tc.early_stop_patience) {
+          spdlog::info("task '{}': early stop after epoch {}", data[t].name, epoch + 1);
+          break;
+        }
+      }
+    }
+    if (!best_params.empty()) {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < all_params.size(); ++i) all_params[i].copy_(best_params[i]);
+    }
+    if (progress_line) std::fprintf(stderr, "\n");
+    // Freeze what was trained.
+    if (is_sparc(cfg.method)) {
+      entry.z = entry.z.detach();
+      entry.prompt = prompt_embeddings(entry.z, entry.subspace).detach().to(torch::kFloat32);
+    } else if (cfg.method == "prompt") {
+      entry.prompt = entry.prompt.detach();
+    }
+    if (cfg.method == "full") model->set_weights_trainable(false);
+    for (auto& [name, a] : adapters) {
+      if (cfg.method == "sparc+lora") {
+        a->a = a->a.detach();
+        a->b = a->b.detach();
+      }
+    }
+    install_lora(shared_lora);
+  }
+
+  void log_step(size_t t, std::int64_t step, std::int64_t total, double loss, double lr,
+                std::int64_t tokens, Clock::time_point start) {
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    const double tps = elapsed > 0 ? double(tokens) / elapsed : 0;
+    const bool logged = (step + 1) % cfg.train.log_every == 0 || step + 1 == total;
+    if (logged) {
+      nlohmann::json line = {{"task", data[t].name}, {"step", step + 1}, {"loss", loss},
+                             {"lr", lr}, {"tokens_per_s", tps}};
+      metrics_out << line.dump() << "\n" << std::flush;
+    }
+    const double eta = step + 1 < total ? elapsed / double(step + 1) * double(total - step - 1) : 0;
+    if (progress_line) {
+      std::fprintf(stderr, "\r[task %zu/%zu %s] step %lld/%lld loss %.4f %.0f tok/s ETA %s   ",
+                   t + 1, data.size(), data[t].name.c_str(), (long long)(step + 1),
+                   (long long)total, loss, tps, format_eta(eta).c_str());
+    } else if (logged) {
+      spdlog::info("task {}/{} '{}' step {}/{} loss {:.4f} lr {:.3g} {:.0f} tok/s ETA {}", t + 1,
+                   data.size(), data[t].name, step + 1, total, loss, lr, tps, format_eta(eta));
+    }
+  }
+
+  std::int64_t trainable_per_task() {
+    std::int64_t n = 0;
+    const std::int64_t P = cfg.prompt.length;
+    if (is_sparc(cfg.method)) n += P * cfg.pca.k;
+    if (cfg.method == "prompt") n += P * model->config().dim;
+    if (has_lora(cfg.method))
+      for (auto& b : model->blocks())
+        for (const auto& t : cfg.lora.targets) {
+          const auto& w = module_of(b, t).weight;
+          n += cfg.lora.rank * (w.size(0) + w.size(1));
+        }
+    if (cfg.method == "full") n = model->parameter_count();
+    return n;
+  }
+};
+
+ContinualTrainer::ContinualTrainer(RunConfig config, std::string run_dir)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = std::move(config);
+  impl_->run_dir = std::move(run_dir);
+}
+
+ContinualTrainer::~ContinualTrainer() = default;
+
+const std::vector<TaskEntry>& ContinualTrainer::library() const { return impl_->library; }
+const Transformer& ContinualTrainer::model() const { return *impl_->model; }
+
+RunResults ContinualTrainer::run() {
+  Impl& s = *impl_;
+  make_dirs(s.run_dir);
+  {
+    std::ofstream out(s.run_dir + "/config.yaml");
+    out << to_yaml(s.cfg);
+    if (!out) throw InputError(s.run_dir + "/config.yaml", "write failed");
+  }
+  s.metrics_out.open(s.run_dir + "/metrics.jsonl");
+  if (!s.metrics_out) throw InputError(s.run_dir + "/metrics.jsonl", "cannot write");
+  torch::manual_seed(s.cfg.seed);  // nothing should draw from it; set for safety
+
+  s.load_model();
+  s.load_data();
+  s.compute_subspaces();
+
+  RunResults r;
+  r.model_params = s.model->parameter_count();
+  r.trainable_params = s.trainable_per_task();
+  for (size_t j = 0; j < s.data.size(); ++j) {
+    r.test_sizes.push_back(std::int64_t(s.data[j].test.size()));
+    r.zero_shot.push_back(s.accuracy_with(j, nullptr));
+    spdlog::info("task '{}': zero-shot accuracy {:.4f} ({} test examples)", s.data[j].name,
+                 r.zero_shot.back(), s.data[j].test.size());
+  }
+  r.ppl_before = s.perplexity();
+  if (s.cfg.method == "lora") s.shared_lora = s.fresh_lora(0);
+
+  std::int64_t routed_right = 0;
+  for (size_t t = 0; t < s.data.size(); ++t) {
+    TaskEntry entry = s.initial_entry(t, true);
+    s.train_task(t, entry);
+    s.library.push_back(std::move(entry));
+    r.accuracy.push_back(s.evaluate_row(t, &routed_right));
+    std::string row;
+    for (double a : r.accuracy.back()) row += fmt::format(" {:.4f}", a);
+    spdlog::info("after task '{}': accuracy{}", s.data[t].name, row);
+  }
+  if (s.cfg.setting == "domain-incremental" && per_task_prompt(s.cfg.method)) {
+    std::int64_t total = 0;
+    for (auto n : r.test_sizes) total += n;
+    r.routing_accuracy = double(routed_right) / double(total);
+    spdlog::info("routing accuracy {:.4f}", r.routing_accuracy);
+  }
+  s.install_lora(s.shared_lora);
+  r.ppl_after = s.perplexity();
+  r.metrics = compute_metrics(r.accuracy, r.zero_shot);
+  spdlog::info("ACC {:.4f} BWT {:+.4f} FWT {:+.4f} forgetting {:.4f} ppl {:.4f} -> {:.4f}",
+               r.metrics.acc, r.metrics.bwt, r.metrics.fwt, r.metrics.forgetting, r.ppl_before,
+               r.ppl_after);
+  write_results_json(s.run_dir + "/results.json", s.cfg, r, s.library);
+  return r;
+}
+
+void write_results_json(const std::string& path, const RunConfig& cfg, const RunResults& r,
+                        const std::vector<TaskEntry>& library) {
+  using nlohmann::json;
+  json tasks = json::array(), reuse = json::array();
+  for (const auto& t : cfg.tasks) tasks.push_back(t.name);
+  for (const auto& e : library) {
+    json sims = json::object();
+    for (size_t j = 0; j < e.similarities.size(); ++j) sims[library[j].name] = e.similarities[j];
+    reuse.push_back({{"task", e.name},
+                     {"reused_from", e.reused_from >= 0 ? json(library[e.reused_from].name) : json()},
+                     {"similarities", sims},
+                     {"orthogonal_directions", e.orth_directions},
+                     {"orthogonal_capped", e.orth_capped}});
+  }
+  const double T = double(cfg.tasks.size());
+  json out = {
+      {"method", cfg.method},
+      {"setting", cfg.setting},
+      {"tasks", tasks},
+      {"accuracy_matrix", r.accuracy},
+      {"test_sizes", r.test_sizes},
+      {"zero_shot", r.zero_shot},
+      {"acc", r.metrics.acc},
+      {"bwt", r.metrics.bwt},
+      {"fwt", r.metrics.fwt},
+      {"forgetting", r.metrics.forgetting},
+      {"forgetting_per_task", r.metrics.forgetting_per_task},
+      {"retention", r.metrics.retention},
+      {"trainable_params", r.trainable_params},
+      {"trainable_params_total", cfg.method == "full" || cfg.method == "lora"
+                                     ? r.trainable_params
+                                     : std::int64_t(r.trainable_params * T)},
+      {"model_params", r.model_params},
+      {"trainable_fraction", double(r.trainable_params) / double(r.model_params)},
+      {"reuse", reuse},
+      {"routing_accuracy", r.routing_accuracy >= 0 ? json(r.routing_accuracy) : json()},
+      {"ppl_before", r.ppl_before},
+      {"ppl_after", r.ppl_after},
+  };
+  std::ofstream f(path);
+  f << out.dump(2) << "\n";
+  if (!f) throw InputError(path, "write failed");
+}
+
+}  // namespace sparc

@@ -1,0 +1,171 @@
+// The CLI's contract for bad input: one line naming the file and the
+// problem, exit code 2, never a signal or a LibTorch stack dump.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "test_util.h"
+
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  bool signaled = false;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+Result run_sparc(const std::string& args) {
+  const std::string dir = sparc::test::make_temp_dir();
+  const std::string err_path = dir + "/stderr";
+  const std::string cmd = std::string(SPARC_BINARY) + " " + args + " 2>" + err_path;
+  Result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) throw std::runtime_error("popen failed");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.signaled = WIFSIGNALED(status);
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  std::ifstream e(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(e), {});
+  return r;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string shared(const std::string& rel) { return sparc::test::shared_dir() + "/" + rel; }
+
+// A user error: exit 2, not a signal, one line on stderr containing `needle`.
+void expect_input_error(const Result& r, const std::string& needle) {
+  EXPECT_FALSE(r.signaled);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
+  EXPECT_EQ(r.err.find("frame #"), std::string::npos) << "stack dump in: " << r.err;
+  size_t lines = 0;
+  for (char c : r.err) lines += c == '\n';
+  EXPECT_EQ(lines, 1u) << r.err;
+}
+
+TEST(Cli, VersionPrintsNameAndExitsZero) {
+  auto r = run_sparc("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind("sparc ", 0), 0u) << r.out;
+}
+
+TEST(Cli, HelpOfGenerateListsItsOptions) {
+  auto r = run_sparc("generate --help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* opt : {"--model", "--tokenizer", "--prompt", "--max-new-tokens",
+                          "--temperature", "--seed"})
+    EXPECT_NE(r.out.find(opt), std::string::npos) << opt;
+}
+
+TEST(Cli, UnknownOptionIsAnInputError) {
+  expect_input_error(run_sparc("generate --model x --bogus 1"), "--bogus");
+}
+
+TEST(Cli, MissingModelFileIsNamed) {
+  expect_input_error(run_sparc("generate --model /nonexistent/model.bin --tokenizer bytes"),
+                     "/nonexistent/model.bin: model not found");
+}
+
+TEST(Cli, ModelThatIsADirectoryIsNamed) {
+  auto dir = sparc::test::make_temp_dir();
+  expect_input_error(run_sparc("generate --model " + dir + " --tokenizer bytes"), dir);
+}
+
+TEST(Cli, BadLlama2cHeaderIsReported) {
+  auto dir = sparc::test::make_temp_dir();
+  const std::string path = dir + "/garbage.bin";
+  write_bytes(path, std::string("this is not a checkpoint at all, just text\n"));
+  expect_input_error(run_sparc("generate --model " + path + " --tokenizer bytes"),
+                     path + ": bad llama2.c header");
+}
+
+TEST(Cli, UnsupportedLlama2cVersionIsReported) {
+  auto dir = sparc::test::make_temp_dir();
+  const std::string path = dir + "/v2.bin";
+  std::string bytes(256, '\0');
+  const unsigned magic = 0x616b3432, version = 2;
+  std::memcpy(&bytes[0], &magic, 4);
+  std::memcpy(&bytes[4], &version, 4);
+  write_bytes(path, bytes);
+  expect_input_error(run_sparc("generate --model " + path + " --tokenizer bytes"),
+                     "version 2 is not supported");
+}
+
+TEST(Cli, TruncatedCheckpointIsReported) {
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
+  std::ifstream in(shared("models/aidreams260K/model.bin"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  auto dir = sparc::test::make_temp_dir();
+  const std::string path = dir + "/truncated.bin";
+  write_bytes(path, bytes.substr(0, bytes.size() / 2));
+  expect_input_error(run_sparc("generate --model " + path + " --tokenizer bytes"),
+                     "truncated or not a llama2.c file");
+}
+
+TEST(Cli, BadTokenizerFileIsNamed) {
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
+  auto dir = sparc::test::make_temp_dir();
+  const std::string tok = dir + "/tokenizer.bin";
+  write_bytes(tok, std::string("\x01\x00", 2));
+  expect_input_error(
+      run_sparc("generate --model " + shared("models/aidreams260K/model.bin") + " --tokenizer " + tok),
+      tok);
+}
+
+TEST(Cli, TokenizerLargerThanModelVocabularyIsRejected) {
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
+  // The byte tokenizer (259 ids) fits; a model whose vocabulary is smaller
+  // than its tokenizer's is refused before any token is produced.
+  auto dir = sparc::test::make_temp_dir();
+  const std::string path = dir + "/tiny.bin";
+  int hdr[7] = {8, 8, 1, 2, 2, 4, 4};  // vocab 4 < 259
+  std::string bytes(reinterpret_cast<char*>(hdr), sizeof hdr);
+  // embeddings 4x8, rms_att 8, wq/wk/wv/wo 4x(8x8), rms_ffn 8, w1/w2/w3 3x(8x8),
+  // final norm 8, RoPE tables seq_len x head_size = 4 x 4.
+  const size_t floats = 32 + 8 + 4 * 64 + 8 + 3 * 64 + 8 + 16;
+  bytes.append(floats * 4, '\0');
+  write_bytes(path, bytes);
+  expect_input_error(run_sparc("generate --model " + path + " --tokenizer bytes"),
+                     "tokenizer has 259 tokens but the model's vocabulary has 4");
+}
+
+TEST(Cli, UnknownDtypeIsAnInputError) {
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
+  expect_input_error(
+      run_sparc("generate --model " + shared("models/aidreams260K/model.bin") + " --dtype f8"),
+      "--dtype: unknown dtype 'f8'");
+}
+
+TEST(Cli, GenerateGreedyPrintsEnglishAndIsDeterministic) {
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
+  const std::string args = "--log-level warn generate --model " +
+                           shared("models/aidreams260K/model.bin") + " --tokenizer " +
+                           shared("models/aidreams260K/tokenizer.bin") +
+                           " --max-new-tokens 40 --temperature 0";
+  auto r = run_sparc(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Coherent English from this model: mostly letters and spaces, several words.
+  size_t letters = 0, spaces = 0;
+  for (char c : r.out) {
+    letters += std::isalpha(static_cast<unsigned char>(c)) != 0;
+    spaces += c == ' ';
+  }
+  EXPECT_GT(letters, r.out.size() * 7 / 10) << r.out;
+  EXPECT_GE(spaces, 5u) << r.out;
+  EXPECT_EQ(run_sparc(args).out, r.out);
+}
+
+}  // namespace
