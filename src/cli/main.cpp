@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   std::vector<sparc::cli::Command> commands;
   sparc::cli::add_train_command(app, commands);
+  sparc::cli::add_eval_command(app, commands);
   sparc::cli::add_generate_command(app, commands);
   sparc::cli::add_tokenize_command(app, commands);
   sparc::cli::add_convert_command(app, commands);

@@ -1,10 +1,10 @@
 // sparc train: one continual-learning run from a YAML config.
-#include <sys/stat.h>
-
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file.h"
 #include "core/log.h"
 #include "train/config.h"
 #include "train/trainer.h"
@@ -33,14 +33,36 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
   commands.push_back({sub, [args]() {
     RunConfig cfg = load_run_config(args->config, args->sets);
     std::string dir = args->run_dir.empty() ? "runs/" + stem(args->config) : args->run_dir;
-    ::mkdir("runs", 0755);
-    ::mkdir(dir.c_str(), 0755);
+    make_directories(dir);
     add_log_file(dir + "/log.txt");
     spdlog::info("sparc train: config {} method {} setting {} -> {}", args->config, cfg.method,
                  cfg.setting, dir);
     ContinualTrainer trainer(cfg, dir);
     trainer.run();
     spdlog::info("results: {}/results.json", dir);
+    return kExitOk;
+  }});
+}
+
+void add_eval_command(CLI::App& app, std::vector<Command>& commands) {
+  auto run_dir = std::make_shared<std::string>();
+  auto* sub = app.add_subcommand("eval", "Re-evaluate a finished run from its run directory");
+  sub->add_option("--run-dir", *run_dir, "the run directory of a finished sparc train")->required();
+  commands.push_back({sub, [run_dir]() {
+    const std::string dir = *run_dir;
+    RunConfig cfg = load_run_config(dir + "/config.yaml");
+    ContinualTrainer trainer(cfg, dir);
+    RunResults r = trainer.evaluate_saved();
+    nlohmann::json out = {{"tasks", nlohmann::json::array()}, {"accuracy", r.accuracy.back()}};
+    for (const auto& t : cfg.tasks) out["tasks"].push_back(t.name);
+    out["routing_accuracy"] = r.routing_accuracy >= 0 ? nlohmann::json(r.routing_accuracy) : nlohmann::json();
+    // Compare with the last row the run recorded.
+    const std::string results_path = dir + "/results.json";
+    if (file_exists(results_path)) {
+      auto recorded = nlohmann::json::parse(read_text_file(results_path));
+      out["matches_results"] = recorded["accuracy_matrix"].back() == out["accuracy"];
+    }
+    std::cout << out.dump() << "\n";
     return kExitOk;
   }});
 }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -26,6 +27,17 @@ std::string read_text_file(const std::string& path) {
 bool file_exists(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0;
+}
+
+void make_directories(const std::string& path) {
+  std::string partial;
+  for (size_t i = 0; i <= path.size(); ++i) {
+    if ((i == path.size() || path[i] == '/') && !partial.empty() &&
+        ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+      throw InputError(partial, errno_text("cannot create directory"));
+    if (i < path.size()) partial += path[i];
+  }
+  if (!is_directory(path)) throw InputError(path, "exists and is not a directory");
 }
 
 bool is_directory(const std::string& path) {

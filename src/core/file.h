@@ -13,6 +13,8 @@ namespace sparc {
 std::string read_text_file(const std::string& path);
 
 bool file_exists(const std::string& path);
+// mkdir -p; throws InputError naming the first directory that cannot be made.
+void make_directories(const std::string& path);
 bool is_directory(const std::string& path);
 
 class MappedFile {

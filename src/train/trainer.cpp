@@ -1,6 +1,5 @@
 #include "train/trainer.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -32,17 +31,6 @@ constexpr std::uint64_t kDropoutStream = 0x64726f70;   // "drop"
 bool is_sparc(const std::string& m) { return m == "sparc" || m == "sparc+lora"; }
 bool has_lora(const std::string& m) { return m == "lora" || m == "sparc+lora"; }
 bool per_task_prompt(const std::string& m) { return is_sparc(m) || m == "prompt"; }
-
-void make_dirs(const std::string& path) {
-  std::string partial;
-  for (size_t i = 0; i <= path.size(); ++i) {
-    if (i == path.size() || path[i] == '/') {
-      if (!partial.empty() && ::mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
-        throw InputError(partial, errno_text("cannot create directory"));
-    }
-    if (i < path.size()) partial += path[i];
-  }
-}
 
 Linear& module_of(Block& b, const std::string& target) {
   if (target == "q") return b.q;
@@ -88,6 +76,7 @@ struct ContinualTrainer::Impl {
   RunConfig cfg;
   std::string run_dir;
   std::unique_ptr<Tokenizer> tok;
+  std::string tok_path;
   std::unique_ptr<Transformer> model;
   std::vector<TaskData> data;
   std::vector<Subspace> subspaces;  // every task's, computed up front (routing needs them too)
@@ -99,12 +88,19 @@ struct ContinualTrainer::Impl {
 
   // ---- set-up -----------------------------------------------------------------
 
-  void load_model() {
+  // The tokenizer comes first: the data is read and checked with it before
+  // the (possibly large) model is loaded, so input errors surface at once.
+  void load_tokenizer_only() {
     const auto& m = cfg.model;
-    std::string tok_path = m.tokenizer.empty() ? default_tokenizer_path(m.path) : m.tokenizer;
+    if (!file_exists(m.path)) throw InputError(m.path, "model not found (model.path)");
+    tok_path = m.tokenizer.empty() ? default_tokenizer_path(m.path) : m.tokenizer;
     if (tok_path.empty())
       throw InputError(cfg.source_path, "model.tokenizer: none given and none beside the model");
     tok = load_tokenizer(tok_path);
+  }
+
+  void load_model() {
+    const auto& m = cfg.model;
     auto source = open_model(m.path);
     ModelOptions opt;
     opt.dtype = parse_model_dtype(m.dtype, "model.dtype");
@@ -628,6 +624,95 @@ struct ContinualTrainer::Impl {
     }
   }
 
+  // ---- the saved library ----------------------------------------------------------
+
+  // library.safetensors: every task's subspace and trained tensors, the
+  // shared adapters (lora) or trained weights (full), plus the decisions as
+  // JSON metadata. `sparc eval` rebuilds the library from it.
+  void save_library(const std::string& path) {
+    SafetensorsWriter w;
+    auto add = [&](const std::string& name, const torch::Tensor& t) {
+      if (!t.defined()) return;
+      auto c = t.detach().to(torch::kCPU).contiguous();
+      DType d = c.scalar_type() == torch::kFloat64 ? DType::F64 : DType::F32;
+      c = c.to(d == DType::F64 ? torch::kFloat64 : torch::kFloat32);
+      w.add(name, d, c.sizes().vec(), c.data_ptr(), size_t(c.numel()) * c.element_size());
+    };
+    nlohmann::json meta = nlohmann::json::array();
+    for (size_t i = 0; i < library.size(); ++i) {
+      const auto& e = library[i];
+      const std::string p = "tasks." + std::to_string(i) + ".";
+      add(p + "mu", e.subspace.mu);
+      add(p + "basis", e.subspace.basis);
+      add(p + "eigenvalues", e.subspace.eigenvalues);
+      add(p + "z", e.z);
+      add(p + "prompt", e.prompt);
+      for (const auto& [m, a] : e.lora) add(p + "lora." + m + ".a", a->a), add(p + "lora." + m + ".b", a->b);
+      meta.push_back({{"name", e.name}, {"reused_from", e.reused_from},
+                      {"explained_variance_ratio", e.subspace.explained_variance_ratio}});
+    }
+    for (const auto& [m, a] : shared_lora) add("shared.lora." + m + ".a", a->a), add("shared.lora." + m + ".b", a->b);
+    if (cfg.method == "full")
+      for (const auto& [name, t] : model->named_weights()) add("weights." + name, t);
+    w.set_metadata("library", meta.dump());
+    w.write(path);
+  }
+
+  void load_library(const std::string& path) {
+    SafetensorsReader r(path);
+    auto get = [&](const std::string& name) -> torch::Tensor {
+      if (!r.contains(name)) return {};
+      const auto& info = r.info(name);
+      auto t = torch::empty(info.shape, info.dtype == DType::F64 ? torch::kFloat64 : torch::kFloat32);
+      r.read(name, t.data_ptr());
+      return t;
+    };
+    auto it = r.metadata().find("library");
+    if (it == r.metadata().end()) throw InputError(path, "no 'library' metadata: not a sparc library");
+    auto meta = nlohmann::json::parse(it->second);
+    if (meta.size() != data.size())
+      throw InputError(path, "holds " + std::to_string(meta.size()) + " tasks, the config has " +
+                                 std::to_string(data.size()));
+    auto adapters = [&](const std::string& prefix) {
+      std::map<std::string, std::shared_ptr<LoraAdapter>> out;
+      for (const auto& t : r.tensors()) {
+        if (t.name.rfind(prefix, 0) != 0 || t.name.size() < 2 || t.name.compare(t.name.size() - 2, 2, ".a") != 0)
+          continue;
+        std::string m = t.name.substr(prefix.size(), t.name.size() - prefix.size() - 2);
+        auto a = std::make_shared<LoraAdapter>();
+        a->a = get(t.name).to(model->device());
+        a->b = get(prefix + m + ".b").to(model->device());
+        a->scale = cfg.lora.alpha / cfg.lora.rank;
+        out[m] = a;
+      }
+      return out;
+    };
+    for (size_t i = 0; i < meta.size(); ++i) {
+      const std::string p = "tasks." + std::to_string(i) + ".";
+      TaskEntry e;
+      e.name = meta[i]["name"].get<std::string>();
+      e.reused_from = meta[i]["reused_from"].get<int>();
+      e.subspace.mu = get(p + "mu");
+      e.subspace.basis = get(p + "basis");
+      e.subspace.eigenvalues = get(p + "eigenvalues");
+      e.subspace.explained_variance_ratio = meta[i]["explained_variance_ratio"].get<double>();
+      e.z = get(p + "z");
+      e.prompt = get(p + "prompt");
+      e.lora = adapters(p + "lora.");
+      library.push_back(std::move(e));
+    }
+    shared_lora = adapters("shared.lora.");
+    if (cfg.method == "full") {
+      torch::NoGradGuard no_grad;
+      for (auto& [name, t] : model->named_weights()) {
+        auto saved = get("weights." + name);
+        if (!saved.defined()) throw InputError(path, "missing trained weight 'weights." + name + "'");
+        auto target = t;
+        target.copy_(saved);
+      }
+    }
+  }
+
   std::int64_t trainable_per_task() {
     std::int64_t n = 0;
     const std::int64_t P = cfg.prompt.length;
@@ -657,7 +742,7 @@ const Transformer& ContinualTrainer::model() const { return *impl_->model; }
 
 RunResults ContinualTrainer::run() {
   Impl& s = *impl_;
-  make_dirs(s.run_dir);
+  make_directories(s.run_dir);
   {
     std::ofstream out(s.run_dir + "/config.yaml");
     out << to_yaml(s.cfg);
@@ -667,8 +752,9 @@ RunResults ContinualTrainer::run() {
   if (!s.metrics_out) throw InputError(s.run_dir + "/metrics.jsonl", "cannot write");
   torch::manual_seed(s.cfg.seed);  // nothing should draw from it; set for safety
 
-  s.load_model();
+  s.load_tokenizer_only();
   s.load_data();
+  s.load_model();
   s.compute_subspaces();
 
   RunResults r;
@@ -705,7 +791,27 @@ RunResults ContinualTrainer::run() {
   spdlog::info("ACC {:.4f} BWT {:+.4f} FWT {:+.4f} forgetting {:.4f} ppl {:.4f} -> {:.4f}",
                r.metrics.acc, r.metrics.bwt, r.metrics.fwt, r.metrics.forgetting, r.ppl_before,
                r.ppl_after);
+  s.save_library(s.run_dir + "/library.safetensors");
   write_results_json(s.run_dir + "/results.json", s.cfg, r, s.library);
+  return r;
+}
+
+RunResults ContinualTrainer::evaluate_saved() {
+  Impl& s = *impl_;
+  s.load_tokenizer_only();
+  s.load_data();
+  s.load_model();
+  s.load_library(s.run_dir + "/library.safetensors");
+  s.install_lora(s.shared_lora);
+  RunResults r;
+  std::int64_t routed_right = 0;
+  for (const auto& d : s.data) r.test_sizes.push_back(std::int64_t(d.test.size()));
+  r.accuracy.push_back(s.evaluate_row(s.data.size() - 1, &routed_right));
+  if (s.cfg.setting == "domain-incremental" && per_task_prompt(s.cfg.method)) {
+    std::int64_t total = 0;
+    for (auto n : r.test_sizes) total += n;
+    r.routing_accuracy = double(routed_right) / double(total);
+  }
   return r;
 }
 

@@ -70,6 +70,11 @@ class ContinualTrainer {
   ~ContinualTrainer();
   RunResults run();
 
+  // Re-evaluates a finished run from its run directory (config.yaml and
+  // library.safetensors): the last row of the accuracy matrix, and routing
+  // accuracy in the domain-incremental setting. Other fields stay empty.
+  RunResults evaluate_saved();
+
   // After run(): the library and the model, for tests.
   const std::vector<TaskEntry>& library() const;
   const Transformer& model() const;

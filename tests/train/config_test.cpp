@@ -566,3 +566,20 @@ tasks:
 
 }  // namespace
 }  // namespace sparc
+
+namespace sparc {
+namespace {
+
+// Every config the project ships parses and validates as it stands.
+TEST(ShippedConfigs, AllParse) {
+  const std::string dir = std::string(SPARC_SOURCE_DIR) + "/configs/";
+  for (const char* name : {"tiny-task-incremental.yaml", "tiny-domain-incremental.yaml",
+                           "superglue-task-incremental.yaml", "superglue-domain-incremental.yaml"}) {
+    SCOPED_TRACE(name);
+    RunConfig c = load_run_config(dir + name);
+    EXPECT_GE(c.tasks.size(), 3u);
+  }
+}
+
+}  // namespace
+}  // namespace sparc

@@ -94,6 +94,51 @@ TEST(Trainer, TinyDomainIncrementalRoutesAboveChance) {
   EXPECT_GE(r.routing_accuracy - chance, 2.0 * std::sqrt(chance * (1 - chance) / double(n)));
 }
 
+TEST(Trainer, GradientAccumulationEqualsOneLargeBatch) {
+  SPARC_REQUIRE_SHARED(kModel);
+  auto run = [](const std::vector<std::string>& sets) {
+    std::vector<std::string> all = {"train.epochs=1", "train.max_train_examples=64",
+                                    "eval.max_examples=20"};
+    all.insert(all.end(), sets.begin(), sets.end());
+    ContinualTrainer t(tiny("tiny-task-incremental.yaml", all), test::make_temp_dir() + "/run");
+    t.run();
+    const auto& e = t.library().front();  // the first task starts from the same point
+    return std::make_pair(e.z.clone(), e.z_init.clone());
+  };
+  // Same examples, same order, same step boundaries: only float summation
+  // order differs, so the trained coefficients agree far below how far
+  // training moved them (Adam's normalisation amplifies rounding in
+  // near-zero gradient coordinates, hence a relative bound).
+  auto [big, init] = run({"train.batch_size=16", "train.grad_accum=1"});
+  auto [accumulated, init2] = run({"train.batch_size=4", "train.grad_accum=4"});
+  EXPECT_TRUE(torch::equal(init, init2));
+  const double moved = (big - init).norm().item<double>();
+  EXPECT_GT(moved, 1e-2);
+  EXPECT_LE((big - accumulated).norm().item<double>(), 1e-3 * moved);
+}
+
+TEST(Trainer, PcaSourcesHiddenZeroEqualsEmbeddingAndMeanIsPerExample) {
+  SPARC_REQUIRE_SHARED(kModel);
+  auto subspace = [](const std::string& source) {
+    ContinualTrainer t(tiny("tiny-task-incremental.yaml",
+                            {"train.epochs=1", "train.max_train_examples=64",
+                             "eval.max_examples=20", "pca.source=" + source}),
+                       test::make_temp_dir() + "/run");
+    t.run();
+    return t.library()[0].subspace;
+  };
+  auto emb = subspace("embedding");
+  auto hidden0 = subspace("hidden:0");  // the residual stream before any block
+  EXPECT_LE((emb.basis - hidden0.basis).abs().max().item<double>(), 1e-9);
+  EXPECT_LE((emb.eigenvalues - hidden0.eigenvalues).abs().max().item<double>(), 1e-9);
+  auto hidden2 = subspace("hidden:2");
+  EXPECT_LT(subspace_similarity(emb.basis, hidden2.basis), 0.999);  // a different space
+  auto mean = subspace("mean");
+  // One vector per example: its mean is the mean of the per-example means,
+  // which differs from the token-weighted mean of the embedding source.
+  EXPECT_GT((mean.mu - emb.mu).abs().max().item<double>(), 1e-6);
+}
+
 TEST(Schedule, WarmupThenCosineAndLinearByHand) {
   EXPECT_DOUBLE_EQ(scheduled_lr("cosine", 1.0, 0, 10, 2), 0.5);   // warm-up step 1 of 2
   EXPECT_DOUBLE_EQ(scheduled_lr("cosine", 1.0, 1, 10, 2), 1.0);
