@@ -149,6 +149,56 @@ TEST(Cli, UnknownDtypeIsAnInputError) {
       "--dtype: unknown dtype 'f8'");
 }
 
+TEST(Cli, UnknownArchitectureInConfigJsonIsNamed) {
+  auto dir = sparc::test::make_temp_dir();
+  std::ofstream(dir + "/config.json") << R"({"model_type": "bert", "hidden_size": 8})";
+  expect_input_error(run_sparc("generate --model " + dir + " --tokenizer bytes"),
+                     dir + "/config.json: unknown model_type 'bert'");
+}
+
+TEST(Cli, WrongTensorShapeAndMissingTensorInHfDirectory) {
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
+  auto dir = sparc::test::make_temp_dir() + "/hf";
+  auto conv = run_sparc("convert --model " + shared("models/aidreams260K/model.bin") + " --out " + dir);
+  ASSERT_EQ(conv.exit_code, 0) << conv.err;
+  // Claim a wider hidden size than the tensors have, then a model with one layer more.
+  std::ifstream in(dir + "/config.json");
+  std::string cfg((std::istreambuf_iterator<char>(in)), {});
+  auto edit = [&](const std::string& from, const std::string& to) {
+    std::string c = cfg;
+    c.replace(c.find(from), from.size(), to);
+    std::ofstream(dir + "/config.json") << c;
+  };
+  edit("\"intermediate_size\": 172", "\"intermediate_size\": 180");
+  expect_input_error(run_sparc("generate --model " + dir + " --tokenizer bytes"),
+                     "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [172, 64], expected [180, 64]");
+  edit("\"num_hidden_layers\": 4", "\"num_hidden_layers\": 5");
+  expect_input_error(run_sparc("generate --model " + dir + " --tokenizer bytes"),
+                     "missing tensor 'model.layers.4.input_layernorm.weight'");
+}
+
+TEST(Cli, GenerateFromConvertedHfDirectoryMatchesTheBinCheckpoint) {
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
+  auto dir = sparc::test::make_temp_dir() + "/hf";
+  ASSERT_EQ(run_sparc("convert --model " + shared("models/aidreams260K/model.bin") + " --out " + dir)
+                .exit_code, 0);
+  const std::string tail = " --tokenizer " + shared("models/aidreams260K/tokenizer.bin") +
+                           " --max-new-tokens 30 --temperature 0";
+  auto from_bin = run_sparc("--log-level warn generate --model " + shared("models/aidreams260K/model.bin") + tail);
+  auto from_dir = run_sparc("--log-level warn generate --model " + dir + tail);
+  ASSERT_EQ(from_dir.exit_code, 0) << from_dir.err;
+  EXPECT_EQ(from_dir.out, from_bin.out);
+  EXPECT_GT(from_dir.out.size(), 20u);
+}
+
+TEST(Cli, TokenizeGpt2HelloWorld) {
+  SPARC_REQUIRE_SHARED("tokenizers/gpt2/vocab.json");
+  // Published ids (shared/tokenizers/README.md).
+  auto r = run_sparc("tokenize --tokenizer " + shared("tokenizers/gpt2") + " \"Hello world\"");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[15496,995]\n");
+}
+
 TEST(Cli, GenerateGreedyPrintsEnglishAndIsDeterministic) {
   SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
   const std::string args = "--log-level warn generate --model " +

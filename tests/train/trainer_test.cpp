@@ -139,6 +139,24 @@ TEST(Trainer, PcaSourcesHiddenZeroEqualsEmbeddingAndMeanIsPerExample) {
   EXPECT_GT((mean.mu - emb.mu).abs().max().item<double>(), 1e-6);
 }
 
+TEST(Trainer, SavedLibraryReproducesTheFinalRow) {
+  SPARC_REQUIRE_SHARED(kModel);
+  for (const char* method : {"sparc+lora", "lora"}) {
+    auto cfg = tiny("tiny-task-incremental.yaml",
+                    {std::string("method=") + method, "train.epochs=1",
+                     "train.max_train_examples=48", "eval.max_examples=40", "train.lr=0.01"});
+    const std::string dir = test::make_temp_dir() + "/run";
+    RunResults trained;
+    {
+      ContinualTrainer t(cfg, dir);
+      trained = t.run();
+    }
+    ContinualTrainer again(cfg, dir);
+    auto evaluated = again.evaluate_saved();
+    EXPECT_EQ(evaluated.accuracy.back(), trained.accuracy.back()) << method;
+  }
+}
+
 TEST(Schedule, WarmupThenCosineAndLinearByHand) {
   EXPECT_DOUBLE_EQ(scheduled_lr("cosine", 1.0, 0, 10, 2), 0.5);   // warm-up step 1 of 2
   EXPECT_DOUBLE_EQ(scheduled_lr("cosine", 1.0, 1, 10, 2), 1.0);
