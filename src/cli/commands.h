@@ -19,5 +19,6 @@ void add_tokenize_command(CLI::App& app, std::vector<Command>& commands);
 void add_convert_command(CLI::App& app, std::vector<Command>& commands);
 void add_train_command(CLI::App& app, std::vector<Command>& commands);
 void add_eval_command(CLI::App& app, std::vector<Command>& commands);
+void add_bench_command(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace sparc::cli

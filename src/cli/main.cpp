@@ -2,12 +2,14 @@
 // Every error ends here: user errors (InputError, bad arguments) print one
 // line and exit 2; anything else is an internal error and exits 1. Nothing
 // prints a LibTorch stack dump.
+#include <mpi.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "comm/agreement.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -24,6 +26,19 @@ std::string version_text() {
 
 // LibTorch errors carry a backtrace after the first line: keep the message.
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+// A rank failing alone would leave its peers waiting in their next
+// collective until the watchdog fires: take the whole job down now.
+int abort_peers(int code) {
+  int initialized = 0, finalized = 0, size = 1;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) {
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  }
+  return code;
+}
 
 }  // namespace
 
@@ -44,6 +59,7 @@ int main(int argc, char** argv) {
   sparc::cli::add_generate_command(app, commands);
   sparc::cli::add_tokenize_command(app, commands);
   sparc::cli::add_convert_command(app, commands);
+  sparc::cli::add_bench_command(app, commands);
 
   try {
     app.parse(argc, argv);
@@ -68,14 +84,18 @@ int main(int argc, char** argv) {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
     return sparc::kExitInputError;
-  } catch (const sparc::InputError& e) {
+  } catch (const sparc::AgreedError& e) {
+    // Every rank reached the same verdict: each exits normally with it.
     std::cerr << "sparc: error: " << e.what() << "\n";
     return sparc::kExitInputError;
+  } catch (const sparc::InputError& e) {
+    std::cerr << "sparc: error: " << e.what() << "\n";
+    return abort_peers(sparc::kExitInputError);
   } catch (const c10::Error& e) {
     std::cerr << "sparc: internal error: " << first_line(e.what_without_backtrace()) << "\n";
-    return sparc::kExitInternal;
+    return abort_peers(sparc::kExitInternal);
   } catch (const std::exception& e) {
     std::cerr << "sparc: internal error: " << first_line(e.what()) << "\n";
-    return sparc::kExitInternal;
+    return abort_peers(sparc::kExitInternal);
   }
 }

@@ -3,7 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "comm/agreement.h"
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "train/config.h"
@@ -31,13 +33,26 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--run-dir", args->run_dir, "output directory (default: runs/<config name>)");
   sub->add_option("--set", args->sets, "override a config key: key.path=value (repeatable)");
   commands.push_back({sub, [args]() {
-    RunConfig cfg = load_run_config(args->config, args->sets);
+    // One process per rank under mpirun or srun; a single rank without.
+    auto comm = make_mpi_communicator();
+    const bool root = comm->rank() == 0;
+    if (!root) spdlog::set_level(spdlog::level::warn);
+    RunConfig cfg;
     std::string dir = args->run_dir.empty() ? "runs/" + stem(args->config) : args->run_dir;
-    make_directories(dir);
-    add_log_file(dir + "/log.txt");
-    spdlog::info("sparc train: config {} method {} setting {} -> {}", args->config, cfg.method,
-                 cfg.setting, dir);
-    ContinualTrainer trainer(cfg, dir);
+    std::string error;
+    try {
+      cfg = load_run_config(args->config, args->sets);
+      if (root) make_directories(dir);
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    agree_on_errors(*comm, error);  // the first collective of the run
+    comm->set_timeout(cfg.comm.timeout_s);
+    agree_on_value(*comm, "config", fnv1a(to_yaml(cfg)));
+    if (root) add_log_file(dir + "/log.txt");
+    spdlog::info("sparc train: config {} method {} setting {} on {} rank(s) -> {}", args->config,
+                 cfg.method, cfg.setting, comm->size(), dir);
+    ContinualTrainer trainer(cfg, dir, comm.get());
     trainer.run();
     spdlog::info("results: {}/results.json", dir);
     return kExitOk;

@@ -27,7 +27,8 @@ struct CommCounters {
 };
 
 // A pending asynchronous collective. wait() blocks (under the watchdog)
-// until it completes; the tensor it was given is then final.
+// until it completes; the tensor it was given is then final. Destroying an
+// unwaited work waits; a work must not outlive its communicator.
 class CommWork {
  public:
   virtual ~CommWork() = default;
@@ -65,12 +66,17 @@ class Communicator {
   const CommCounters& counters(CommTag tag) const { return counters_[int(tag)]; }
   void reset_counters() { counters_ = {}; }
 
+  // Collectives this rank has entered so far (the "#N" of watchdog reports);
+  // equal on every rank between collectives. Not reset by reset_counters().
+  std::int64_t sequence() const { return sequence_; }
+
  protected:
   void count(CommTag tag, std::int64_t bytes) {
     counters_[int(tag)].calls += 1;
     counters_[int(tag)].bytes += bytes;
   }
   double timeout_s_ = 300.0;
+  std::int64_t sequence_ = 0;
 
  private:
   std::array<CommCounters, kCommTagCount> counters_{};

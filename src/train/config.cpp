@@ -22,6 +22,7 @@ const std::vector<std::string> kSchedules = {"cosine", "linear", "constant"};
 const std::vector<std::string> kFormats = {"generic", "boolq", "cb",  "rte",
                                            "copa",    "wic",   "wsc", "multirc"};
 const std::vector<std::string> kDtypes = {"f32", "f16", "bf16"};
+const std::vector<std::string> kCommBackends = {"auto", "mpi", "nccl"};
 const std::vector<std::string> kLoraTargets = {"q", "k", "v", "o", "gate", "up", "down"};
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
@@ -605,7 +606,7 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   c.source_path = where;
   Section top(problems, root, "",
               {"method", "setting", "seed", "reuse_threshold", "model", "prompt", "pca", "lora",
-               "train", "eval", "tasks"});
+               "train", "eval", "comm", "tasks"});
   top.read_choice("method", c.method, kMethods);
   top.read_choice("setting", c.setting, kSettings);
   top.read("seed", c.seed, std::uint64_t{0});
@@ -627,6 +628,9 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   eval.read("batch_size", c.eval.batch_size, 1);
   eval.read("ppl_text", c.eval.ppl_text);
   eval.read("max_examples", c.eval.max_examples, 0);
+  Section comm(problems, top.get("comm"), "comm", {"backend", "timeout_s"});
+  comm.read_choice("backend", c.comm.backend, kCommBackends);
+  comm.read("timeout_s", c.comm.timeout_s, kNonNegative);
   read_tasks(top.get("tasks"), c.tasks, problems);
   check_combinations(c, top, problems);
 
@@ -705,6 +709,10 @@ std::string to_yaml(const RunConfig& c) {
   str("ppl_text", c.eval.ppl_text);
   integer("max_examples", c.eval.max_examples);
   out << YAML::EndMap;
+  begin("comm");
+  str("backend", c.comm.backend);
+  num("timeout_s", c.comm.timeout_s);
+  out << YAML::EndMap;
   out << YAML::Key << "tasks" << YAML::Value << YAML::BeginSeq;
   for (const auto& task : c.tasks) {
     out << YAML::BeginMap;
@@ -730,6 +738,9 @@ bool operator==(const ModelSection& a, const ModelSection& b) {
          std::tie(b.path, b.tokenizer, b.dtype, b.device);
 }
 bool operator==(const PromptSection& a, const PromptSection& b) { return a.length == b.length; }
+bool operator==(const CommSection& a, const CommSection& b) {
+  return a.backend == b.backend && a.timeout_s == b.timeout_s;
+}
 bool operator==(const PcaSection& a, const PcaSection& b) {
   return std::tie(a.k, a.source, a.hidden_layer, a.max_tokens) ==
          std::tie(b.k, b.source, b.hidden_layer, b.max_tokens);
@@ -757,9 +768,9 @@ bool operator==(const TaskSpec& a, const TaskSpec& b) {
 }
 bool operator==(const RunConfig& a, const RunConfig& b) {
   return std::tie(a.method, a.setting, a.seed, a.reuse_threshold, a.model, a.prompt, a.pca, a.lora,
-                  a.train, a.eval, a.tasks) == std::tie(b.method, b.setting, b.seed,
+                  a.train, a.eval, a.comm, a.tasks) == std::tie(b.method, b.setting, b.seed,
                                                         b.reuse_threshold, b.model, b.prompt, b.pca,
-                                                        b.lora, b.train, b.eval, b.tasks);
+                                                        b.lora, b.train, b.eval, b.comm, b.tasks);
 }
 
 }  // namespace sparc

@@ -64,6 +64,11 @@ struct EvalSection {
   int max_examples = 0;  // 0: all
 };
 
+struct CommSection {
+  std::string backend = "auto";  // auto (nccl for cuda devices, else mpi) | mpi | nccl
+  double timeout_s = 300.0;      // watchdog on every collective; 0 = wait forever
+};
+
 struct TaskSpec {
   std::string name;
   std::string format = "generic";        // generic | boolq | cb | rte | copa | wic | wsc | multirc
@@ -85,6 +90,7 @@ struct RunConfig {
   LoraSection lora;
   TrainSection train;
   EvalSection eval;
+  CommSection comm;
   std::vector<TaskSpec> tasks;
   std::string source_path;  // the config file, for messages; not a setting
 
@@ -95,6 +101,7 @@ struct RunConfig {
 // Equality of every setting; RunConfig::source_path is not compared.
 bool operator==(const ModelSection& a, const ModelSection& b);
 bool operator==(const PromptSection& a, const PromptSection& b);
+bool operator==(const CommSection& a, const CommSection& b);
 bool operator==(const PcaSection& a, const PcaSection& b);
 bool operator==(const LoraSection& a, const LoraSection& b);
 bool operator==(const TrainSection& a, const TrainSection& b);

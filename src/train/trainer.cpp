@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "comm/agreement.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -85,6 +86,21 @@ struct ContinualTrainer::Impl {
   std::map<std::string, std::shared_ptr<LoraAdapter>> shared_lora;  // the `lora` baseline
   std::ofstream metrics_out;
   bool progress_line = ::isatty(STDERR_FILENO) != 0;
+  Communicator* comm = nullptr;  // null: a single process
+
+  int rank() const { return comm ? comm->rank() : 0; }
+  int world() const { return comm ? comm->size() : 1; }
+  bool is_root() const { return rank() == 0; }
+  // Data parallel by global position: this rank's share of [begin, end).
+  bool mine(std::int64_t position, std::int64_t begin = 0) const {
+    return (position - begin) % world() == rank();
+  }
+  void sum_over_ranks(torch::Tensor& t, CommTag tag) {
+    if (world() > 1) comm->all_reduce(t, ReduceOp::kSum, tag);
+  }
+  void from_root(torch::Tensor& t, CommTag tag) {
+    if (world() > 1) comm->broadcast(t, 0, tag);
+  }
 
   // ---- set-up -----------------------------------------------------------------
 
@@ -92,7 +108,8 @@ struct ContinualTrainer::Impl {
   // the (possibly large) model is loaded, so input errors surface at once.
   void load_tokenizer_only() {
     const auto& m = cfg.model;
-    if (!file_exists(m.path)) throw InputError(m.path, "model not found (model.path)");
+    if (m.tokenizer.empty() && !file_exists(m.path))  // the tokenizer would come from the model
+      throw InputError(m.path, "model not found (model.path)");
     tok_path = m.tokenizer.empty() ? default_tokenizer_path(m.path) : m.tokenizer;
     if (tok_path.empty())
       throw InputError(cfg.source_path, "model.tokenizer: none given and none beside the model");
@@ -193,19 +210,41 @@ struct ContinualTrainer::Impl {
   void compute_subspaces() {
     const auto D = model->config().dim;
     for (size_t t = 0; t < data.size(); ++t) {
-      CovarianceAccumulator acc(D);
-      for (const auto& e : data[t].train) {
-        auto x = features(e);
-        if (cfg.pca.max_tokens > 0 && acc.count() + x.size(0) > cfg.pca.max_tokens)
-          x = x.slice(0, 0, std::max<std::int64_t>(0, cfg.pca.max_tokens - acc.count()));
-        if (x.size(0) > 0) acc.add(x);
-        if (cfg.pca.max_tokens > 0 && acc.count() >= cfg.pca.max_tokens) break;
+      // pca.max_tokens cuts the training set in its global order, so the
+      // vectors used do not depend on how many ranks share the work.
+      const auto& train = data[t].train;
+      std::vector<std::int64_t> take(train.size(), -1);  // vectors of each example (-1: all)
+      if (cfg.pca.max_tokens > 0) {
+        std::int64_t left = cfg.pca.max_tokens;
+        for (size_t i = 0; i < train.size(); ++i) {
+          std::int64_t n = cfg.pca.source == "mean" ? 1 : std::int64_t(train[i].input_ids.size());
+          take[i] = std::min(n, left);
+          left -= take[i];
+        }
       }
+      CovarianceAccumulator acc(D);
+      for (size_t i = 0; i < train.size(); ++i) {
+        if (!mine(std::int64_t(i)) || take[i] == 0) continue;
+        auto x = features(train[i]);
+        if (take[i] > 0) x = x.slice(0, 0, take[i]);
+        if (x.size(0) > 0) acc.add(x);
+      }
+      auto packed = acc.pack();
+      sum_over_ranks(packed, CommTag::kPca);
+      acc.unpack(packed);
       if (acc.count() <= cfg.pca.k)
         throw InputError(cfg.tasks[t].train, "only " + std::to_string(acc.count()) +
                                                  " PCA vectors for pca.k = " +
                                                  std::to_string(cfg.pca.k));
-      subspaces.push_back(compute_subspace(acc, cfg.pca.k));
+      Subspace sub = compute_subspace(acc, cfg.pca.k);
+      // One solver result for every rank: rank 0's.
+      auto ratio = torch::tensor({sub.explained_variance_ratio}, torch::kFloat64);
+      from_root(sub.mu, CommTag::kPca);
+      from_root(sub.basis, CommTag::kPca);
+      from_root(sub.eigenvalues, CommTag::kPca);
+      from_root(ratio, CommTag::kPca);
+      sub.explained_variance_ratio = ratio.item<double>();
+      subspaces.push_back(std::move(sub));
       spdlog::info("task '{}': PCA over {} vectors, k={} explains {:.1f}% of the variance",
                    data[t].name, acc.count(), cfg.pca.k,
                    100 * subspaces.back().explained_variance_ratio);
@@ -358,9 +397,15 @@ struct ContinualTrainer::Impl {
   }
 
   // Correct predictions among `examples` with one prefix/adapter set.
-  std::int64_t count_correct(const std::vector<const EncodedExample*>& examples,
-                             const torch::Tensor& prefix, const std::vector<std::int32_t>& labels) {
+  // With `shard`, this rank scores its share of `examples` and the counts are
+  // summed over ranks; without, it scores exactly `examples`.
+  std::int64_t count_correct(const std::vector<const EncodedExample*>& all,
+                             const torch::Tensor& prefix, const std::vector<std::int32_t>& labels,
+                             bool shard = true) {
     torch::NoGradGuard no_grad;
+    std::vector<const EncodedExample*> examples;
+    for (size_t i = 0; i < all.size(); ++i)
+      if (!shard || mine(std::int64_t(i))) examples.push_back(all[i]);
     std::int64_t correct = 0;
     const size_t bs = size_t(cfg.eval.batch_size);
     for (size_t i = 0; i < examples.size(); i += bs) {
@@ -369,6 +414,11 @@ struct ContinualTrainer::Impl {
       auto pred = class_scores(batch, prefix, labels).argmax(1).cpu();
       auto pa = pred.accessor<std::int64_t, 1>();
       for (size_t b = 0; b < batch.size(); ++b) correct += pa[b] == batch[b]->label;
+    }
+    if (shard) {
+      auto c = torch::tensor({correct}, torch::kInt64);
+      sum_over_ranks(c, CommTag::kEval);
+      correct = c.item<std::int64_t>();
     }
     return correct;
   }
@@ -393,18 +443,23 @@ struct ContinualTrainer::Impl {
   // subspace reconstructs it best. Returns accuracy; counts routing hits.
   double routed_accuracy(size_t j, std::int64_t* routed_right) {
     std::map<int, std::vector<const EncodedExample*>> groups;
-    for (const auto& e : data[j].test) {
-      int r = route_example(e, library.size());
-      groups[r].push_back(&e);
-      if (routed_right && r == int(j)) ++*routed_right;
+    std::int64_t right = 0;
+    for (size_t i = 0; i < data[j].test.size(); ++i) {
+      if (!mine(std::int64_t(i))) continue;
+      int r = route_example(data[j].test[i], library.size());
+      groups[r].push_back(&data[j].test[i]);
+      right += r == int(j);
     }
     std::int64_t correct = 0;
     for (const auto& [r, xs] : groups) {
       install_lora(library[r].lora);
-      correct += count_correct(xs, library[r].prompt, data[j].label_tokens);
+      correct += count_correct(xs, library[r].prompt, data[j].label_tokens, false);
     }
     install_lora(shared_lora);
-    return double(correct) / double(data[j].test.size());
+    auto counts = torch::tensor({correct, right}, torch::kInt64);
+    sum_over_ranks(counts, CommTag::kEval);
+    if (routed_right) *routed_right += counts[1].item<std::int64_t>();
+    return double(counts[0].item<std::int64_t>()) / double(data[j].test.size());
   }
 
   // Row i of the accuracy matrix (SPEC 2), after task i.
@@ -450,8 +505,9 @@ struct ContinualTrainer::Impl {
     torch::NoGradGuard no_grad;
     double nll = 0;
     std::int64_t count = 0;
-    for (const auto& ids : texts) {
-      if (ids.size() < 2) continue;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      const auto& ids = texts[i];
+      if (ids.size() < 2 || !mine(std::int64_t(i))) continue;
       auto t = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0);
       auto logits = model->forward(t).squeeze(0).to(torch::kFloat64).cpu();
       auto logp = torch::log_softmax(logits.slice(0, 0, -1), -1);
@@ -459,10 +515,35 @@ struct ContinualTrainer::Impl {
       nll -= logp.gather(1, target).sum().item<double>();
       count += target.size(0);
     }
+    auto totals = torch::tensor({nll, double(count)}, torch::kFloat64);
+    sum_over_ranks(totals, CommTag::kEval);
+    nll = totals[0].item<double>();
+    count = std::int64_t(totals[1].item<double>());
     return count ? std::exp(nll / double(count)) : -1;
   }
 
   // ---- training -----------------------------------------------------------------
+
+  // Only trainable gradients cross the network (SPEC 3): all of them travel
+  // in one contiguous float32 buffer, one `grad` all-reduce per optimizer
+  // step (a NaN or Inf on any rank shows in the sum on every rank).
+  void reduce_gradients(std::vector<torch::Tensor>& params) {
+    if (world() == 1) return;
+    std::vector<torch::Tensor> parts;
+    for (auto& p : params)
+      parts.push_back(p.grad().defined() ? p.grad().reshape(-1).to(torch::kFloat32)
+                                         : torch::zeros({p.numel()}, torch::kFloat32));
+    auto flat = torch::cat(parts);
+    comm->all_reduce(flat, ReduceOp::kSum, CommTag::kGrad);
+    std::int64_t offset = 0;
+    torch::NoGradGuard no_grad;
+    for (auto& p : params) {
+      auto g = flat.slice(0, offset, offset + p.numel()).view_as(p).to(p.scalar_type());
+      if (p.grad().defined()) p.mutable_grad().copy_(g);
+      else p.mutable_grad() = g.clone();
+      offset += p.numel();
+    }
+  }
 
   struct Trainables {
     std::vector<torch::Tensor> prompt_group, lora_group;  // leaves
@@ -533,13 +614,23 @@ struct ContinualTrainer::Impl {
           DropoutKeys keys;
           keys.base = random_key({cfg.seed, t, kDropoutStream, std::uint64_t(step)});
           for (std::int64_t i = m; i < std::min(stop, m + tc.batch_size); ++i) {
+            step_tokens += std::int64_t(train[order[i]].ids.size()) + cfg.prompt.length;
+            if (!mine(i, first)) continue;  // data parallel: this rank's share
             batch.push_back(&train[order[i]]);
             keys.sample_ids.push_back(order[i]);
-            step_tokens += std::int64_t(train[order[i]].ids.size()) + cfg.prompt.length;
           }
+          const bool penalty = !stored.empty() && m == first && is_root();
+          if (batch.empty() && !penalty) continue;
           torch::Tensor prefix;
           if (is_sparc(cfg.method)) prefix = prompt_embeddings(entry.z, entry.subspace);
           else if (cfg.method == "prompt") prefix = entry.prompt;
+          if (batch.empty()) {  // rank 0 still adds the penalty (once over all ranks)
+            auto loss = tc.lambda_orth * orthogonality_penalty(entry.z, entry.subspace, stored)
+                                             .to(torch::kFloat32);
+            loss.backward();
+            loss_value += loss.item<double>();
+            continue;
+          }
           model->set_dropout(&keys);
           auto scores = class_scores(batch, prefix, labels);
           model->set_dropout(nullptr);
@@ -551,11 +642,17 @@ struct ContinualTrainer::Impl {
                           scores, torch::tensor(y, torch::kLong).to(scores.device()),
                           torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
                       double(stop - first);
-          if (!stored.empty() && m == first)
+          if (penalty)
             loss = loss + tc.lambda_orth * orthogonality_penalty(entry.z, entry.subspace, stored)
                                                .to(torch::kFloat32);
           loss.backward();
           loss_value += loss.item<double>();
+        }
+        reduce_gradients(all_params);
+        if (world() > 1 && is_logged(step, total)) {  // the global loss, for the log only
+          auto l = torch::tensor({loss_value}, torch::kFloat64);
+          sum_over_ranks(l, CommTag::kControl);
+          loss_value = l.item<double>();
         }
         if (tc.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(all_params, tc.max_grad_norm);
         optimizer.step();
@@ -585,7 +682,7 @@ struct ContinualTrainer::Impl {
       torch::NoGradGuard no_grad;
       for (size_t i = 0; i < all_params.size(); ++i) all_params[i].copy_(best_params[i]);
     }
-    if (progress_line) std::fprintf(stderr, "\n");
+    if (progress_line && is_root()) std::fprintf(stderr, "\n");
     // Freeze what was trained.
     if (is_sparc(cfg.method)) {
       entry.z = entry.z.detach();
@@ -603,11 +700,16 @@ struct ContinualTrainer::Impl {
     install_lora(shared_lora);
   }
 
+  bool is_logged(std::int64_t step, std::int64_t total) const {
+    return (step + 1) % cfg.train.log_every == 0 || step + 1 == total;
+  }
+
   void log_step(size_t t, std::int64_t step, std::int64_t total, double loss, double lr,
                 std::int64_t tokens, Clock::time_point start) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const double tps = elapsed > 0 ? double(tokens) / elapsed : 0;
-    const bool logged = (step + 1) % cfg.train.log_every == 0 || step + 1 == total;
+    const bool logged = is_logged(step, total);
+    if (!is_root()) return;
     if (logged) {
       nlohmann::json line = {{"task", data[t].name}, {"step", step + 1}, {"loss", loss},
                              {"lr", lr}, {"tokens_per_s", tps}};
@@ -729,10 +831,11 @@ struct ContinualTrainer::Impl {
   }
 };
 
-ContinualTrainer::ContinualTrainer(RunConfig config, std::string run_dir)
+ContinualTrainer::ContinualTrainer(RunConfig config, std::string run_dir, Communicator* comm)
     : impl_(std::make_unique<Impl>()) {
   impl_->cfg = std::move(config);
   impl_->run_dir = std::move(run_dir);
+  impl_->comm = comm;
 }
 
 ContinualTrainer::~ContinualTrainer() = default;
@@ -742,19 +845,35 @@ const Transformer& ContinualTrainer::model() const { return *impl_->model; }
 
 RunResults ContinualTrainer::run() {
   Impl& s = *impl_;
-  make_directories(s.run_dir);
-  {
+  if (s.is_root()) {
+    make_directories(s.run_dir);
     std::ofstream out(s.run_dir + "/config.yaml");
     out << to_yaml(s.cfg);
     if (!out) throw InputError(s.run_dir + "/config.yaml", "write failed");
+    s.metrics_out.open(s.run_dir + "/metrics.jsonl");
+    if (!s.metrics_out) throw InputError(s.run_dir + "/metrics.jsonl", "cannot write");
   }
-  s.metrics_out.open(s.run_dir + "/metrics.jsonl");
-  if (!s.metrics_out) throw InputError(s.run_dir + "/metrics.jsonl", "cannot write");
   torch::manual_seed(s.cfg.seed);  // nothing should draw from it; set for safety
 
-  s.load_tokenizer_only();
-  s.load_data();
-  s.load_model();
+  {
+    // Every rank reads and checks its inputs; one agreement before any other
+    // collective, so an input error on one host stops every rank with it.
+    std::string error;
+    try {
+      s.load_tokenizer_only();
+      s.load_data();
+      s.load_model();
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    if (s.comm) {
+      agree_on_errors(*s.comm, error);
+      agree_on_value(*s.comm, "base model (" + s.cfg.model.path + ")",
+                     model_fingerprint(s.cfg.model.path));
+    } else if (!error.empty()) {
+      throw InputError("", error);
+    }
+  }
   s.compute_subspaces();
 
   RunResults r;
@@ -771,7 +890,15 @@ RunResults ContinualTrainer::run() {
 
   std::int64_t routed_right = 0;
   for (size_t t = 0; t < s.data.size(); ++t) {
-    TaskEntry entry = s.initial_entry(t, true);
+    TaskEntry entry = s.initial_entry(t, s.is_root());
+    // The coordinator's initialisation is the one every rank trains from.
+    if (entry.z.defined()) {
+      s.from_root(entry.z, CommTag::kControl);
+      entry.z_init = entry.z.clone();
+      entry.prompt = prompt_embeddings(entry.z, entry.subspace).to(torch::kFloat32);
+    } else if (entry.prompt.defined()) {
+      s.from_root(entry.prompt, CommTag::kControl);
+    }
     s.train_task(t, entry);
     s.library.push_back(std::move(entry));
     r.accuracy.push_back(s.evaluate_row(t, &routed_right));
@@ -791,8 +918,10 @@ RunResults ContinualTrainer::run() {
   spdlog::info("ACC {:.4f} BWT {:+.4f} FWT {:+.4f} forgetting {:.4f} ppl {:.4f} -> {:.4f}",
                r.metrics.acc, r.metrics.bwt, r.metrics.fwt, r.metrics.forgetting, r.ppl_before,
                r.ppl_after);
-  s.save_library(s.run_dir + "/library.safetensors");
-  write_results_json(s.run_dir + "/results.json", s.cfg, r, s.library);
+  if (s.is_root()) {
+    s.save_library(s.run_dir + "/library.safetensors");
+    write_results_json(s.run_dir + "/results.json", s.cfg, r, s.library);
+  }
   return r;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "data/task_encoder.h"
 #include "model/transformer.h"
 #include "sparc/subspace.h"
@@ -65,8 +66,10 @@ std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::u
 
 class ContinualTrainer {
  public:
-  // `run_dir` receives the outputs; created if needed.
-  ContinualTrainer(RunConfig config, std::string run_dir);
+  // `run_dir` receives the outputs (written by rank 0); created if needed.
+  // With a communicator, the run is data parallel over its ranks (SPEC 3):
+  // every rank must construct the trainer with the same config.
+  ContinualTrainer(RunConfig config, std::string run_dir, Communicator* comm = nullptr);
   ~ContinualTrainer();
   RunResults run();
 
