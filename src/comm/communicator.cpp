@@ -248,4 +248,15 @@ void check_root(int root, int size) {
 }
 
 }  // namespace comm_detail
+
+void Communicator::all_reduce(torch::Tensor& t, ReduceOp op, CommTag tag) {
+  all_reduce_async(t, op, tag)->wait();
+}
+
+torch::Tensor Communicator::all_gather(const torch::Tensor& t, CommTag tag) {
+  torch::Tensor out = torch::empty(comm_detail::gathered_shape(t, size()), t.options());
+  all_gather_async(t, out, tag)->wait();
+  return out;
+}
+
 }  // namespace sparc

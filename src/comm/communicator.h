@@ -45,11 +45,12 @@ class Communicator {
   virtual std::string backend() const = 0;  // "mpi" or "nccl"
 
   // In place over every rank. kAvg divides the sum by size().
-  virtual void all_reduce(torch::Tensor& t, ReduceOp op, CommTag tag) = 0;
+  // The blocking forms wait on the asynchronous ones (under the watchdog).
+  virtual void all_reduce(torch::Tensor& t, ReduceOp op, CommTag tag);
   virtual std::unique_ptr<CommWork> all_reduce_async(torch::Tensor& t, ReduceOp op,
                                                      CommTag tag) = 0;
   // Every rank's tensor (same shape on every rank) concatenated along dim 0.
-  virtual torch::Tensor all_gather(const torch::Tensor& t, CommTag tag) = 0;
+  virtual torch::Tensor all_gather(const torch::Tensor& t, CommTag tag);
   virtual std::unique_ptr<CommWork> all_gather_async(const torch::Tensor& t, torch::Tensor& out,
                                                      CommTag tag) = 0;
   // Reduces t (dim 0 divisible by size()) and returns this rank's slice of dim 0.

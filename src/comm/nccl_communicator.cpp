@@ -84,15 +84,7 @@ class NcclCommunicator final : public Communicator {
   int local_rank() const override { return local_rank_; }
   std::string backend() const override { return "nccl"; }
 
-  void all_reduce(torch::Tensor& t, ReduceOp op, CommTag tag) override {
-    all_reduce_async(t, op, tag)->wait();
-  }
   std::unique_ptr<CommWork> all_reduce_async(torch::Tensor& t, ReduceOp op, CommTag tag) override;
-  torch::Tensor all_gather(const torch::Tensor& t, CommTag tag) override {
-    torch::Tensor out = torch::empty(comm_detail::gathered_shape(t, size_), t.options());
-    all_gather_async(t, out, tag)->wait();
-    return out;
-  }
   std::unique_ptr<CommWork> all_gather_async(const torch::Tensor& t, torch::Tensor& out,
                                              CommTag tag) override;
   torch::Tensor reduce_scatter(const torch::Tensor& t, ReduceOp op, CommTag tag) override;
