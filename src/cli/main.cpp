@@ -27,6 +27,11 @@ std::string version_text() {
 // LibTorch errors carry a backtrace after the first line: keep the message.
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+// One write per line, so lines of several ranks sharing a terminal never interleave.
+void report(const char* prefix, const std::string& message) {
+  std::cerr << (prefix + message + "\n") << std::flush;
+}
+
 // A rank failing alone would leave its peers waiting in their next
 // collective until the watchdog fires: take the whole job down now.
 int abort_peers(int code) {
@@ -86,16 +91,16 @@ int main(int argc, char** argv) {
     return sparc::kExitInputError;
   } catch (const sparc::AgreedError& e) {
     // Every rank reached the same verdict: each exits normally with it.
-    std::cerr << "sparc: error: " << e.what() << "\n";
+    report("sparc: error: ", e.what());
     return sparc::kExitInputError;
   } catch (const sparc::InputError& e) {
-    std::cerr << "sparc: error: " << e.what() << "\n";
+    report("sparc: error: ", e.what());
     return abort_peers(sparc::kExitInputError);
   } catch (const c10::Error& e) {
-    std::cerr << "sparc: internal error: " << first_line(e.what_without_backtrace()) << "\n";
+    report("sparc: internal error: ", first_line(e.what_without_backtrace()));
     return abort_peers(sparc::kExitInternal);
   } catch (const std::exception& e) {
-    std::cerr << "sparc: internal error: " << first_line(e.what()) << "\n";
+    report("sparc: internal error: ", first_line(e.what()));
     return abort_peers(sparc::kExitInternal);
   }
 }
