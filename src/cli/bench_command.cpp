@@ -7,6 +7,12 @@
 // is reported. algbw = bytes / time; busbw = algbw * 2(n-1)/n, the traffic
 // of a ring all-reduce per link, comparable across world sizes. Then it
 // measures how much of an async all_reduce overlaps with compute.
+//
+// sparc bench step: optimizer steps of a run config's first task (PCA and
+// initialisation first, untimed), with the bytes the gradient all-reduce
+// moved per step from the communicator's counters.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,7 +20,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "comm/agreement.h"
 #include "comm/communicator.h"
+#include "train/trainer.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -193,6 +201,64 @@ void add_allreduce_bench(CLI::App& bench, std::vector<Command>& kinds) {
   kinds.push_back({sub, [a]() { return run_allreduce_bench(*a); }});
 }
 
+// sparc bench step: optimizer steps of a real run config, timed.
+struct StepArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  int steps = 20;
+  bool json = false;
+};
+
+int run_step_bench(const StepArgs& a) {
+  auto comm = make_mpi_communicator();
+  RunConfig cfg;
+  std::string error;
+  try {
+    cfg = load_run_config(a.config, a.sets);
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  agree_on_errors(*comm, error);
+  comm->set_timeout(cfg.comm.timeout_s);
+  if (comm->rank() != 0) spdlog::set_level(spdlog::level::warn);
+  ContinualTrainer trainer(cfg, "", comm.get());
+  auto b = trainer.bench_steps(a.steps);
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double peak_rss_mb = double(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
+  if (comm->rank() != 0) return kExitOk;
+  const auto& m = trainer.model().config();
+  nlohmann::json out = {
+      {"tokens_per_s", b.tokens_per_s}, {"ms_per_step", b.ms_per_step},
+      {"grad_allreduce_bytes_per_step", b.grad_bytes_per_step},
+      {"gather_bytes_per_step", b.gather_bytes_per_step}, {"peak_rss_mb", peak_rss_mb},
+      {"world_size", comm->size()}, {"dtype", cfg.model.dtype}, {"d_model", m.dim},
+      {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"n_kv_heads", m.n_kv_heads},
+      {"ffn_dim", m.ffn_dim}, {"vocab", m.vocab_size}, {"seq_len", b.mean_example_tokens},
+      {"batch", cfg.train.batch_size * cfg.train.grad_accum}, {"prompt_len", cfg.prompt.length},
+      {"pca_k", cfg.pca.k}, {"method", cfg.method}, {"steps", b.steps},
+      {"trainable_params", b.trainable_params}};
+  if (a.json) {
+    std::cout << out.dump() << std::endl;
+  } else {
+    for (const auto& [k, v] : out.items()) std::printf("%-30s %s\n", k.c_str(), v.dump().c_str());
+  }
+  return kExitOk;
+}
+
+void add_step_bench(CLI::App& bench, std::vector<Command>& kinds) {
+  auto a = std::make_shared<StepArgs>();
+  auto* sub = bench.add_subcommand(
+      "step", "Time optimizer steps of a run config's first task (data parallel under mpirun)");
+  sub->add_option("--config", a->config, "run configuration (YAML)")->required();
+  sub->add_option("--set", a->sets, "override a config key: key.path=value (repeatable)");
+  sub->add_option("--steps", a->steps, "timed steps (after one warm-up step)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  sub->add_flag("--json", a->json, "one JSON line on stdout");
+  kinds.push_back({sub, [a]() { return run_step_bench(*a); }});
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app, std::vector<Command>& commands) {
@@ -200,6 +266,7 @@ void add_bench_command(CLI::App& app, std::vector<Command>& commands) {
   bench->require_subcommand(1);
   auto kinds = std::make_shared<std::vector<Command>>();
   add_allreduce_bench(*bench, *kinds);
+  add_step_bench(*bench, *kinds);
   // Further kinds: add_<what>_bench(*bench, *kinds).
   commands.push_back({bench, [kinds]() {
     for (const auto& k : *kinds)

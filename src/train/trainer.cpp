@@ -87,6 +87,11 @@ struct ContinualTrainer::Impl {
   std::ofstream metrics_out;
   bool progress_line = ::isatty(STDERR_FILENO) != 0;
   Communicator* comm = nullptr;  // null: a single process
+  // Benchmarks: stop a task after this many optimizer steps (-1: never) and
+  // time every step after the first.
+  std::int64_t step_limit = -1;
+  double timed_seconds = 0;
+  std::int64_t timed_steps = 0, timed_tokens = 0, timed_examples = 0;
 
   int rank() const { return comm ? comm->rank() : 0; }
   int world() const { return comm ? comm->size() : 1; }
@@ -599,9 +604,10 @@ struct ContinualTrainer::Impl {
     const auto start = Clock::now();
     std::int64_t tokens_seen = 0;
 
-    for (int epoch = 0; epoch < tc.epochs; ++epoch) {
+    for (int epoch = 0; epoch < tc.epochs && step != step_limit; ++epoch) {
       auto order = epoch_order(n, cfg.seed, t, std::uint64_t(epoch));
-      for (std::int64_t s = 0; s < steps_per_epoch; ++s, ++step) {
+      for (std::int64_t s = 0; s < steps_per_epoch && step != step_limit; ++s, ++step) {
+        const auto step_start = Clock::now();
         for (size_t g = 0; g < base_lrs.size(); ++g)
           optimizer.param_groups()[g].options().set_lr(
               scheduled_lr(tc.schedule, base_lrs[g], step, total, tc.warmup_steps));
@@ -657,6 +663,12 @@ struct ContinualTrainer::Impl {
         if (tc.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(all_params, tc.max_grad_norm);
         optimizer.step();
         tokens_seen += step_tokens;
+        if (step_limit > 0 && step > 0) {
+          timed_seconds += std::chrono::duration<double>(Clock::now() - step_start).count();
+          timed_steps += 1;
+          timed_tokens += step_tokens;
+          timed_examples += stop - first;
+        }
         log_step(t, step, total, loss_value, optimizer.param_groups()[0].options().get_lr(),
                  tokens_seen, start);
       }
@@ -923,6 +935,44 @@ RunResults ContinualTrainer::run() {
     write_results_json(s.run_dir + "/results.json", s.cfg, r, s.library);
   }
   return r;
+}
+
+ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {
+  Impl& s = *impl_;
+  std::string error;
+  try {
+    s.load_tokenizer_only();
+    s.load_data();
+    s.load_model();
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (s.comm) {
+    agree_on_errors(*s.comm, error);
+  } else if (!error.empty()) {
+    throw InputError("", error);
+  }
+  s.compute_subspaces();
+  if (s.cfg.method == "lora") s.shared_lora = s.fresh_lora(0);
+  TaskEntry entry = s.initial_entry(0, false);
+  if (s.comm) s.comm->reset_counters();
+  s.step_limit = steps + 1;  // the first step warms up and is not timed
+  s.progress_line = false;
+  s.train_task(0, entry);
+  StepBench b;
+  b.steps = s.timed_steps;
+  b.trainable_params = s.trainable_per_task();
+  if (b.steps == 0) return b;
+  b.ms_per_step = 1000 * s.timed_seconds / double(b.steps);
+  b.tokens_per_s = double(s.timed_tokens) / s.timed_seconds;
+  const double all_steps = double(b.steps + 1);
+  if (s.comm) {
+    b.grad_bytes_per_step = double(s.comm->counters(CommTag::kGrad).bytes) / all_steps;
+    b.gather_bytes_per_step = double(s.comm->counters(CommTag::kGather).bytes) / all_steps;
+  }
+  b.mean_example_tokens =
+      double(s.timed_tokens) / double(s.timed_examples) - double(s.cfg.prompt.length);
+  return b;
 }
 
 RunResults ContinualTrainer::evaluate_saved() {

@@ -73,6 +73,16 @@ class ContinualTrainer {
   ~ContinualTrainer();
   RunResults run();
 
+  // Times `steps` optimizer steps of the first task (after one untimed
+  // warm-up step): loads and agrees like run(), writes nothing.
+  struct StepBench {
+    double ms_per_step = 0, tokens_per_s = 0;
+    double grad_bytes_per_step = 0, gather_bytes_per_step = 0;
+    double mean_example_tokens = 0;  // prompt excluded
+    std::int64_t steps = 0, trainable_params = 0;
+  };
+  StepBench bench_steps(int steps);
+
   // Re-evaluates a finished run from its run directory (config.yaml and
   // library.safetensors): the last row of the accuracy matrix, and routing
   // accuracy in the domain-incremental setting. Other fields stay empty.
