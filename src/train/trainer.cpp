@@ -142,6 +142,26 @@ struct ContinualTrainer::Impl {
                  model->parameter_count(), m.dtype);
   }
 
+  // Every rank reads and checks its inputs (tokenizer, data, model); one
+  // agreement before any other collective, so an input error on one host
+  // stops every rank with it; then the ranks compare base-model fingerprints.
+  void load_inputs() {
+    std::string error;
+    try {
+      load_tokenizer_only();
+      load_data();
+      load_model();
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    if (comm) {
+      agree_on_errors(*comm, error);
+      agree_on_value(*comm, "base model (" + cfg.model.path + ")", model_fingerprint(cfg.model.path));
+    } else if (!error.empty()) {
+      throw InputError("", error);
+    }
+  }
+
   std::vector<EncodedExample> encode_all(const TaskEncoder& enc, const std::vector<Example>& xs) {
     std::vector<EncodedExample> out;
     out.reserve(xs.size());
@@ -867,25 +887,7 @@ RunResults ContinualTrainer::run() {
   }
   torch::manual_seed(s.cfg.seed);  // nothing should draw from it; set for safety
 
-  {
-    // Every rank reads and checks its inputs; one agreement before any other
-    // collective, so an input error on one host stops every rank with it.
-    std::string error;
-    try {
-      s.load_tokenizer_only();
-      s.load_data();
-      s.load_model();
-    } catch (const InputError& e) {
-      error = e.what();
-    }
-    if (s.comm) {
-      agree_on_errors(*s.comm, error);
-      agree_on_value(*s.comm, "base model (" + s.cfg.model.path + ")",
-                     model_fingerprint(s.cfg.model.path));
-    } else if (!error.empty()) {
-      throw InputError("", error);
-    }
-  }
+  s.load_inputs();
   s.compute_subspaces();
 
   RunResults r;
@@ -939,19 +941,7 @@ RunResults ContinualTrainer::run() {
 
 ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {
   Impl& s = *impl_;
-  std::string error;
-  try {
-    s.load_tokenizer_only();
-    s.load_data();
-    s.load_model();
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  if (s.comm) {
-    agree_on_errors(*s.comm, error);
-  } else if (!error.empty()) {
-    throw InputError("", error);
-  }
+  s.load_inputs();
   s.compute_subspaces();
   if (s.cfg.method == "lora") s.shared_lora = s.fresh_lora(0);
   TaskEntry entry = s.initial_entry(0, false);
@@ -977,9 +967,7 @@ ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {
 
 RunResults ContinualTrainer::evaluate_saved() {
   Impl& s = *impl_;
-  s.load_tokenizer_only();
-  s.load_data();
-  s.load_model();
+  s.load_inputs();
   s.load_library(s.run_dir + "/library.safetensors");
   s.install_lora(s.shared_lora);
   RunResults r;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU checks of the NCCL communicator, for the GPU machine of
-# /work/shared/GPU.md. Written without a GPU: not yet run there.
+# ../shared/GPU.md (beside the checkout). Written without a GPU: not yet run there.
 #
 # NEEDS on the GPU machine:
 #   - CUDA 13 (nvcc), cmake >= 3.22, ninja, g++, and a python3 whose torch is
