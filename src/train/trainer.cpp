@@ -10,6 +10,7 @@
 
 #include "comm/agreement.h"
 #include "core/error.h"
+#include "core/fault.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "core/random.h"
@@ -90,6 +91,7 @@ struct ContinualTrainer::Impl {
   // Benchmarks: stop a task after this many optimizer steps (-1: never) and
   // time every step after the first.
   std::int64_t step_limit = -1;
+  std::int64_t steps_run = 0;  // optimizer steps over the whole run (fault injection)
   double timed_seconds = 0;
   std::int64_t timed_steps = 0, timed_tokens = 0, timed_examples = 0;
 
@@ -674,6 +676,7 @@ struct ContinualTrainer::Impl {
           loss.backward();
           loss_value += loss.item<double>();
         }
+        fault_point("step", ++steps_run, rank());
         reduce_gradients(all_params);
         if (world() > 1 && is_logged(step, total)) {  // the global loss, for the log only
           auto l = torch::tensor({loss_value}, torch::kFloat64);

@@ -1,0 +1,18 @@
+// Fault injection for tests (no timing races): SPARC_FAULT=ACTION@POINT:N
+// makes the process act on itself the N-th time it reaches POINT.
+//   ACTION: kill (SIGKILL) | stop (SIGSTOP, a stalled process)
+//   POINT:  step (an optimizer step, counted over the whole run, before its
+//           gradient all-reduce)
+// SPARC_FAULT_RANK=R limits it to the process whose rank is R.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace sparc {
+
+// Called at each `point` with its 1-based count on this rank; acts when the
+// environment asks for it. Malformed SPARC_FAULT values throw InputError.
+void fault_point(const std::string& point, std::int64_t count, int rank);
+
+}  // namespace sparc
