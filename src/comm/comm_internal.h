@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+
+#include <spdlog/spdlog.h>
 
 #include "comm/communicator.h"
 
@@ -89,5 +92,32 @@ void check_gather_out(const torch::Tensor& t, const torch::Tensor& out, int size
 // reduce_scatter's output shape: dim 0 divided by `size` (must divide it).
 std::vector<std::int64_t> scattered_shape(const torch::Tensor& t, int size);
 void check_root(int root, int size);
+
+// The wait handle of either backend: Comm::complete(P&) waits for the
+// pending collective under the watchdog. A handle dropped without wait()
+// still waits, since the backend may be writing into the buffers it holds.
+template <class Comm, class P>
+class PendingWork final : public CommWork {
+ public:
+  PendingWork(Comm& comm, P p) : comm_(comm), p_(std::move(p)) {}
+  ~PendingWork() override {
+    if (done_) return;
+    try {
+      wait();
+    } catch (const std::exception& e) {
+      spdlog::error("communicator: unwaited {} failed: {}", p_.info.op, e.what());
+    }
+  }
+  void wait() override {
+    if (done_) return;
+    done_ = true;
+    comm_.complete(p_);
+  }
+
+ private:
+  Comm& comm_;
+  P p_;
+  bool done_ = false;
+};
 
 }  // namespace sparc::comm_detail

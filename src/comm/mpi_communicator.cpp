@@ -105,29 +105,7 @@ class MpiCommunicator final : public Communicator {
   std::unique_ptr<comm_detail::ArrivalBoard> board_;
 };
 
-class MpiWork final : public CommWork {
- public:
-  MpiWork(MpiCommunicator& comm, Pending p) : comm_(comm), p_(std::move(p)) {}
-  ~MpiWork() override {
-    // MPI may still be writing into the buffers this work holds: finish first.
-    if (done_) return;
-    try {
-      wait();
-    } catch (const std::exception& e) {
-      spdlog::error("communicator: unwaited {} failed: {}", p_.info.op, e.what());
-    }
-  }
-  void wait() override {
-    if (done_) return;
-    done_ = true;
-    comm_.complete(p_);
-  }
-
- private:
-  MpiCommunicator& comm_;
-  Pending p_;
-  bool done_ = false;
-};
+using MpiWork = comm_detail::PendingWork<MpiCommunicator, Pending>;
 
 MpiCommunicator::MpiCommunicator() {
   const int level = comm_detail::ensure_mpi();

@@ -111,29 +111,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<comm_detail::ArrivalBoard> board_;
 };
 
-class NcclWork final : public CommWork {
- public:
-  NcclWork(NcclCommunicator& comm, Pending p) : comm_(comm), p_(std::move(p)) {}
-  ~NcclWork() override {
-    // NCCL may still be writing into the buffers this work holds: finish first.
-    if (done_) return;
-    try {
-      wait();
-    } catch (const std::exception& e) {
-      spdlog::error("communicator: unwaited {} failed: {}", p_.info.op, e.what());
-    }
-  }
-  void wait() override {
-    if (done_) return;
-    done_ = true;
-    comm_.complete(p_);
-  }
-
- private:
-  NcclCommunicator& comm_;
-  Pending p_;
-  bool done_ = false;
-};
+using NcclWork = comm_detail::PendingWork<NcclCommunicator, Pending>;
 
 NcclCommunicator::NcclCommunicator() {
   comm_detail::ensure_mpi();

@@ -230,8 +230,9 @@ torch::Tensor Transformer::logits(const torch::Tensor& hidden) const {
   return torch::matmul(hidden, lm_head_.t()).to(compute_type(hidden));
 }
 
-torch::Tensor Transformer::forward(const torch::Tensor& tokens, const torch::Tensor& prefix,
-                                   const torch::Tensor& attention_mask) const {
+torch::Tensor Transformer::prefixed_hidden_states(const torch::Tensor& tokens,
+                                                  const torch::Tensor& prefix,
+                                                  const torch::Tensor& attention_mask) const {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, length]");
   const std::int64_t B = tokens.size(0);
   auto x = embed(tokens);
@@ -246,7 +247,12 @@ torch::Tensor Transformer::forward(const torch::Tensor& tokens, const torch::Ten
     if (valid.defined())
       valid = torch::cat({torch::ones({B, p.size(1)}, valid.options()), valid}, 1);
   }
-  return logits(hidden_states(x, valid));
+  return hidden_states(x, valid);
+}
+
+torch::Tensor Transformer::forward(const torch::Tensor& tokens, const torch::Tensor& prefix,
+                                   const torch::Tensor& attention_mask) const {
+  return logits(prefixed_hidden_states(tokens, prefix, attention_mask));
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> Transformer::named_weights() const {

@@ -97,6 +97,10 @@ class Transformer {
   // [B, P + T, V] (float32).
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& prefix = {},
                         const torch::Tensor& attention_mask = {}) const;
+  // The same, stopping before the output layer: hidden states [B, P + T, D]
+  // (for scoring a few tokens without computing every logit).
+  torch::Tensor prefixed_hidden_states(const torch::Tensor& tokens, const torch::Tensor& prefix,
+                                       const torch::Tensor& attention_mask) const;
 
   // The output embedding [V, D] (the token embedding when tied).
   const torch::Tensor& output_embedding() const { return lm_head_; }

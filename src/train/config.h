@@ -60,7 +60,7 @@ struct TrainSection {
 
 struct EvalSection {
   int batch_size = 32;
-  std::string ppl_text;  // empty: no perplexity measurement
+  std::string ppl_text;  // one text per line; empty: every task's test inputs
   int max_examples = 0;  // 0: all
 };
 

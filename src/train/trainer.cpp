@@ -406,15 +406,8 @@ struct ContinualTrainer::Impl {
       for (size_t i = 0; i < ids.size(); ++i) tok_a[b][i] = ids[i], val_a[b][i] = true;
       last[b] = std::int64_t(ids.size()) - 1;
     }
-    auto x = model->embed(tokens);
-    std::int64_t P = 0;
-    if (prefix.defined()) {
-      P = prefix.size(0);
-      auto p = prefix.to(model->device(), model->dtype()).unsqueeze(0).expand({B, P, prefix.size(1)});
-      x = torch::cat({p, x}, 1);
-      valid = torch::cat({torch::ones({B, P}, torch::kBool), valid}, 1);
-    }
-    auto h = model->hidden_states(x, valid);
+    const std::int64_t P = prefix.defined() ? prefix.size(0) : 0;
+    auto h = model->prefixed_hidden_states(tokens, prefix, valid);
     auto pos = torch::tensor(last, torch::kLong).add_(P).to(model->device());
     auto h_last = h.index({torch::arange(B, torch::device(model->device())), pos});  // [B, D]
     auto label_ids = torch::tensor(std::vector<std::int64_t>(labels.begin(), labels.end()),

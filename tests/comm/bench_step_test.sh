@@ -6,14 +6,11 @@
 set -u
 sparc=$1
 root=$2
-if [ ! -f "$root/../shared/models/aidreams260K/model.bin" ]; then
-  echo "skipped: shared data absent: aidreams260K"; exit 77
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+. "$(dirname "$0")/mpi_test_lib.sh"
 for method in sparc sparc+lora; do
   line=$(timeout 300 mpirun -np 2 --oversubscribe "$sparc" --log-level warn bench step \
            --config "$root/configs/tiny-task-incremental.yaml" --set method=$method --steps 3 --json) ||
-    { echo "FAIL: bench step ($method) failed"; exit 1; }
+    fail "bench step ($method) failed"
   echo "$line"
   python3 - "$line" <<'PY' || exit 1
 import json, sys

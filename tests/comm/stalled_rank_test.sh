@@ -7,10 +7,7 @@
 set -u
 sparc=$1
 root=$2
-if [ ! -f "$root/../shared/models/aidreams260K/model.bin" ]; then
-  echo "skipped: shared data absent: aidreams260K"; exit 77
-fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+. "$(dirname "$0")/mpi_test_lib.sh"
 work=$(mktemp -d)
 log="$work/log"
 cleanup() {
@@ -28,10 +25,10 @@ SPARC_FAULT=stop@step:3 SPARC_FAULT_RANK=1 timeout --kill-after=5 60 \
 rc=$?
 took=$(( $(date +%s) - start ))
 grep -a "sparc:" "$log"
-[ $rc -ne 0 ] || { echo "FAIL: exit 0"; exit 1; }
-[ $rc -ne 124 ] && [ $rc -ne 137 ] || { echo "FAIL: hung until the outer timeout"; exit 1; }
-grep -a -q "collective all_reduce (tag grad" "$log" || { echo "FAIL: no watchdog report on the grad all-reduce"; exit 1; }
-grep -a -q "ranks not arrived: 1" "$log" || { echo "FAIL: the stalled rank is not named"; exit 1; }
+[ $rc -ne 0 ] || fail "exit 0"
+[ $rc -ne 124 ] && [ $rc -ne 137 ] || fail "hung until the outer timeout"
+grep -a -q "collective all_reduce (tag grad" "$log" || fail "no watchdog report on the grad all-reduce"
+grep -a -q "ranks not arrived: 1" "$log" || fail "the stalled rank is not named"
 # Start-up (model, data, PCA) takes a few seconds before step 3.
-[ $took -le $((timeout_s + 10 + 15)) ] || { echo "FAIL: took $took s"; exit 1; }
+[ $took -le $((timeout_s + 10 + 15)) ] || fail "took $took s"
 echo "PASS: exit $rc after $took s"

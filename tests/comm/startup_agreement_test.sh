@@ -6,12 +6,9 @@
 set -u
 sparc=$1
 root=$2
-model="$root/../shared/models/aidreams260K/model.bin"
-if [ ! -f "$model" ]; then echo "skipped: shared data absent: $model"; exit 77; fi
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+. "$(dirname "$0")/mpi_test_lib.sh"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
 
 # Rank 0 runs in a/ (which has the data), rank 1 in b/ (which does not); the
 # config names the file through /proc/self/cwd, so its text is the same on both.
@@ -29,27 +26,25 @@ tasks:
     verbalizer: {"0": "data", "1": "light"}
 YAML
 
-start=$(date +%s)
-timeout 120 mpirun -np 1 -wdir "$work/a" "$sparc" train --config "$work/run.yaml" --run-dir "$work/out1" : \
-                   -np 1 -wdir "$work/b" "$sparc" train --config "$work/run.yaml" --run-dir "$work/out1" \
-  > "$work/log1" 2>&1
-rc=$?
-took=$(( $(date +%s) - start ))
-cat "$work/log1"
-[ $rc -eq 2 ] || fail "missing file on rank 1: exit $rc, expected 2"
-[ $took -le 30 ] || fail "missing file on rank 1: took $took s"
-[ "$(grep -a -o 'rank 1: /proc/self/cwd/data/train.jsonl: cannot open' "$work/log1" | wc -l)" -eq 2 ] ||
-  fail "both ranks must print rank 1's reason"
+# expect_exit2 NAME PATTERN DIR_OF_RANK_1 [extra arguments of rank 1]: both
+# ranks must exit 2 within seconds, each printing PATTERN.
+expect_exit2() {
+  local name=$1 pattern=$2 dir1=$3
+  shift 3
+  local log="$work/log-$name" start rc took
+  start=$(date +%s)
+  timeout 120 mpirun -np 1 -wdir "$work/a" "$sparc" train --config "$work/run.yaml" --run-dir "$work/out-$name" : \
+                     -np 1 -wdir "$dir1" "$sparc" train --config "$work/run.yaml" --run-dir "$work/out-$name" "$@" \
+    > "$log" 2>&1
+  rc=$?
+  took=$(( $(date +%s) - start ))
+  cat "$log"
+  [ $rc -eq 2 ] || fail "$name: exit $rc, expected 2"
+  [ $took -le 30 ] || fail "$name: took $took s"
+  # grep -o: lines of two ranks may share one line of the log.
+  [ "$(grep -a -o "$pattern" "$log" | wc -l)" -eq 2 ] || fail "$name: both ranks must print '$pattern'"
+}
 
-start=$(date +%s)
-timeout 120 mpirun -np 1 -wdir "$work/a" "$sparc" train --config "$work/run.yaml" --run-dir "$work/out2" : \
-                   -np 1 -wdir "$work/a" "$sparc" train --config "$work/run.yaml" --run-dir "$work/out2" \
-                   --set train.epochs=2 > "$work/log2" 2>&1
-rc=$?
-took=$(( $(date +%s) - start ))
-cat "$work/log2"
-[ $rc -eq 2 ] || fail "config differing on rank 1: exit $rc, expected 2"
-[ $took -le 30 ] || fail "config differing on rank 1: took $took s"
-[ "$(grep -a -o 'config: differs between ranks: rank(s) 1' "$work/log2" | wc -l)" -eq 2 ] ||
-  fail "both ranks must name the differing rank"
+expect_exit2 missing-file 'rank 1: /proc/self/cwd/data/train.jsonl: cannot open' "$work/b"
+expect_exit2 differing-config 'config: differs between ranks: rank(s) 1' "$work/a" --set train.epochs=2
 echo "PASS (missing file and differing config: exit 2 on every rank)"
