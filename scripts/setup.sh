@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
+  procps coreutils      # pgrep and timeout in the mpirun test scripts
   libtorch-dev          # tensors and autograd (LibTorch 1.13, CPU)
   libopenblas0-pthread  # without it LibTorch's fp32 matrix products fall back to reference BLAS (~25x slower)
   libopenmpi-dev openmpi-bin  # process bootstrap and CPU collectives
