@@ -226,6 +226,13 @@ int run_step_bench(const StepArgs& a) {
   struct rusage ru {};
   ::getrusage(RUSAGE_SELF, &ru);
   const double peak_rss_mb = double(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
+  // Every rank's peak growth over its resident memory before the model loaded.
+  auto growth = comm->all_gather(
+      torch::tensor({(double(ru.ru_maxrss) - double(b.rss_before_model_kb)) / 1024.0},
+                    torch::kFloat64),
+      CommTag::kControl);
+  std::vector<double> growth_mb(growth.data_ptr<double>(),
+                                growth.data_ptr<double>() + growth.numel());
   if (comm->rank() != 0) return kExitOk;
   const auto& m = trainer.model().config();
   nlohmann::json out = {
@@ -237,7 +244,8 @@ int run_step_bench(const StepArgs& a) {
       {"ffn_dim", m.ffn_dim}, {"vocab", m.vocab_size}, {"seq_len", b.mean_example_tokens},
       {"batch", cfg.train.batch_size * cfg.train.grad_accum}, {"prompt_len", cfg.prompt.length},
       {"pca_k", cfg.pca.k}, {"method", cfg.method}, {"steps", b.steps},
-      {"trainable_params", b.trainable_params}};
+      {"trainable_params", b.trainable_params}, {"sharding", cfg.model.sharding},
+      {"model_rss_growth_mb", growth_mb}};
   if (a.json) {
     std::cout << out.dump() << std::endl;
   } else {

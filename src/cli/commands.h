@@ -17,6 +17,7 @@ struct Command {
 void add_generate_command(CLI::App& app, std::vector<Command>& commands);
 void add_tokenize_command(CLI::App& app, std::vector<Command>& commands);
 void add_convert_command(CLI::App& app, std::vector<Command>& commands);
+void add_random_model_command(CLI::App& app, std::vector<Command>& commands);
 void add_train_command(CLI::App& app, std::vector<Command>& commands);
 void add_eval_command(CLI::App& app, std::vector<Command>& commands);
 void add_bench_command(CLI::App& app, std::vector<Command>& commands);

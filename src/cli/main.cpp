@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   sparc::cli::add_generate_command(app, commands);
   sparc::cli::add_tokenize_command(app, commands);
   sparc::cli::add_convert_command(app, commands);
+  sparc::cli::add_random_model_command(app, commands);
   sparc::cli::add_bench_command(app, commands);
 
   try {

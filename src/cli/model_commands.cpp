@@ -1,4 +1,4 @@
-// Small model and tokenizer tools: sparc tokenize, sparc convert.
+// Small model and tokenizer tools: sparc tokenize, sparc convert, sparc random-model.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "model/hf_model.h"
 #include "model/model_loader.h"
+#include "model/weight_source.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sparc::cli {
@@ -45,6 +46,47 @@ void add_convert_command(CLI::App& app, std::vector<Command>& commands) {
     auto source = open_model(args->model);
     write_hf_llama_directory(*source, args->out, args->dtype);
     spdlog::info("wrote {} ({})", args->out, source->config().summary());
+    return kExitOk;
+  }});
+}
+
+void add_random_model_command(CLI::App& app, std::vector<Command>& commands) {
+  struct Args {
+    std::string out, dtype = "f32";
+    std::int64_t dim = 512, layers = 8, heads = 8, kv_heads = 0, ffn = 1376, vocab = 512;
+    std::int64_t max_seq_len = 2048;
+    std::uint64_t seed = 0;
+  };
+  auto args = std::make_shared<Args>();
+  auto* sub = app.add_subcommand(
+      "random-model",
+      "Write a llama model with random weights (normal, std 0.02) as a Hugging Face directory: "
+      "benchmarks and memory tests at sizes no shared model has; pair it with tokenizer: bytes");
+  sub->add_option("--out", args->out, "output directory (created)")->required();
+  sub->add_option("--dim", args->dim, "hidden size D")->capture_default_str();
+  sub->add_option("--layers", args->layers, "blocks")->capture_default_str();
+  sub->add_option("--heads", args->heads, "attention heads")->capture_default_str();
+  sub->add_option("--kv-heads", args->kv_heads, "key/value heads (0: --heads)");
+  sub->add_option("--ffn", args->ffn, "SwiGLU hidden size")->capture_default_str();
+  sub->add_option("--vocab", args->vocab, "vocabulary (>= 259 for the bytes tokenizer)")
+      ->capture_default_str();
+  sub->add_option("--seed", args->seed, "random seed")->capture_default_str();
+  sub->add_option("--dtype", args->dtype, "f32, bf16 or f16")->capture_default_str();
+  commands.push_back({sub, [args]() {
+    ModelConfig c;
+    c.arch = Arch::kLlama;
+    c.vocab_size = args->vocab;
+    c.dim = args->dim;
+    c.n_layers = args->layers;
+    c.n_heads = args->heads;
+    c.n_kv_heads = args->kv_heads > 0 ? args->kv_heads : args->heads;
+    c.head_dim = args->heads > 0 ? args->dim / args->heads : 0;
+    c.ffn_dim = args->ffn;
+    c.max_seq_len = args->max_seq_len;
+    c.validate("random-model");
+    auto source = random_weights(c, args->seed);
+    write_hf_llama_directory(*source, args->out, args->dtype);
+    spdlog::info("wrote {} ({}, {} parameters)", args->out, c.summary(), c.parameter_count());
     return kExitOk;
   }});
 }

@@ -31,6 +31,11 @@ class MappedFile {
   const std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops this process's resident pages of [offset, offset + length) (whole
+  // pages around it); the mapping stays valid and refaults from the page
+  // cache. Lets a reader copy tensors out without the mapping's pages
+  // counting as its memory for the rest of the load.
+  void drop_pages(std::size_t offset, std::size_t length) const;
 
  private:
   void release();

@@ -280,9 +280,9 @@ void SafetensorsReader::read_elements(const std::string& name, std::int64_t firs
   const std::size_t esize = dtype_size(t.dtype);
   const std::size_t bytes = static_cast<std::size_t>(count) * esize;
   if (bytes == 0) return;
-  std::memcpy(out,
-              file_.data() + data_offset_ + t.begin + static_cast<std::uint64_t>(first) * esize,
-              bytes);
+  const std::uint64_t at = data_offset_ + t.begin + static_cast<std::uint64_t>(first) * esize;
+  std::memcpy(out, file_.data() + at, bytes);
+  file_.drop_pages(at, bytes);  // the copy is what the caller keeps
   bytes_read_ += bytes;
 }
 

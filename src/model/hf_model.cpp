@@ -98,6 +98,29 @@ class HfDirectorySource : public WeightSource {
     if (s.transpose) t = t.t();
     return t.contiguous();
   }
+  Meta meta(const std::string& name) const override {
+    if (!has(name)) throw InputError(dir_, "missing tensor '" + stored_name(name) + "'");
+    const Stored& s = names_.at(name);
+    const SafetensorsReader& r = *readers_.at(file_of_.at(s.name));
+    const TensorInfo& info = r.info(s.name);
+    Meta m{info.shape, info.dtype == DType::F64 || info.dtype == DType::F32 ||
+                           info.dtype == DType::F16 || info.dtype == DType::BF16};
+    if (s.part >= 0 && !m.shape.empty()) m.shape.back() /= 3;
+    if (s.transpose && m.shape.size() == 2) std::swap(m.shape[0], m.shape[1]);
+    return m;
+  }
+  torch::Tensor load_elements(const std::string& name, std::int64_t first,
+                              std::int64_t count) const override {
+    if (!has(name) || names_.at(name).part >= 0 || names_.at(name).transpose)
+      return WeightSource::load_elements(name, first, count);  // absent, or another layout
+    const Stored& s = names_.at(name);
+    const SafetensorsReader& r = *readers_.at(file_of_.at(s.name));
+    const TensorInfo& info = r.info(s.name);
+    auto t = torch::empty({count},
+                          torch_dtype(info.dtype, r.path() + ": tensor '" + s.name + "'"));
+    r.read_elements(s.name, first, count, t.data_ptr());
+    return t;
+  }
 
  private:
   void open_weights() {

@@ -51,6 +51,11 @@ class Llama2cSource : public WeightSource {
     if (raw == "wq" || raw == "wk") t = pair_to_half_rope_rows(t, config_.head_dim);
     return t;
   }
+  Meta meta(const std::string& name) const override {
+    auto it = names_.find(name);
+    if (it == names_.end()) throw InputError(describe(), "missing tensor '" + name + "'");
+    return {ckpt_.tensor(it->second.first, it->second.second).shape, true};
+  }
 
  private:
   Llama2cCheckpoint ckpt_;

@@ -1,9 +1,14 @@
 #include "model/transformer.h"
 
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
+
 #include <cmath>
 
+#include "comm/communicator.h"
 #include "core/error.h"
 #include "core/random.h"
+#include "model/block_shards.h"
 
 namespace sparc {
 namespace {
@@ -74,21 +79,37 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
     : config_(source.config()), options_(options) {
   config_.validate(source.describe());
   torch::NoGradGuard no_grad;
+  const bool shard = options_.shard_comm != nullptr && options_.shard_comm->size() > 1;
+  if (shard)
+    shards_ = std::make_shared<BlockShards>(*options_.shard_comm, options_.dtype, options_.device);
   std::map<std::string, torch::Tensor> loaded;
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> block;  // one block's, sharded
+  std::int64_t block_layer = -1;
   for (const auto& [name, shape] : expected_tensors(config_)) {
     const std::string stored = source.stored_name(name);
     if (!source.has(name))
       throw InputError(source.describe(), "missing tensor '" + stored + "' (expected shape " +
                                               shape_str(shape) + ")");
-    torch::Tensor t = source.load(name);
-    if (t.sizes() != c10::IntArrayRef(shape))
+    const auto meta = source.meta(name);
+    if (c10::IntArrayRef(meta.shape) != c10::IntArrayRef(shape))
       throw InputError(source.describe(), "tensor '" + stored + "' has shape " +
-                                              shape_str(t.sizes()) + ", expected " +
+                                              shape_str(meta.shape) + ", expected " +
                                               shape_str(shape));
-    if (!t.is_floating_point())
+    if (!meta.floating)
       throw InputError(source.describe(), "tensor '" + stored + "' is not floating point");
-    loaded[name] = t.to(options_.device, options_.dtype).contiguous();
+    std::int64_t numel = 1;
+    for (auto d : shape) numel *= d;
+    parameter_count_ += numel;
+    if (shard && name.rfind("layers.", 0) == 0) {
+      const std::int64_t layer = std::stoll(name.substr(7));
+      if (layer != block_layer && !block.empty()) shards_->add_block(source, block), block.clear();
+      block_layer = layer;
+      block.emplace_back(name, shape);
+      continue;
+    }
+    loaded[name] = source.load(name).to(options_.device, options_.dtype).contiguous();
   }
+  if (!block.empty()) shards_->add_block(source, block);
   auto take = [&](const std::string& n) -> torch::Tensor {
     auto it = loaded.find(n);
     return it == loaded.end() ? torch::Tensor() : it->second;
@@ -97,25 +118,29 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
   pos_embeddings_ = take("pos_embeddings");
   lm_head_ = config_.tie_embeddings ? tok_embeddings_ : take("lm_head.weight");
   final_norm_ = {take("norm.weight"), take("norm.bias")};
+  const std::int64_t D = config_.dim, F = config_.ffn_dim;
+  const std::int64_t Q = config_.q_dim(), KV = config_.kv_dim();
   for (std::int64_t l = 0; l < config_.n_layers; ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
-    auto lin = [&](const std::string& n) {
+    auto lin = [&](const std::string& n, std::int64_t out_features, std::int64_t in_features) {
       Linear out;
       out.weight = take(p + n + ".weight");
       out.bias = take(p + n + ".bias");
+      out.in_features = in_features;
+      out.out_features = out_features;
       out.module_id = random_key({std::uint64_t(l), std::hash<std::string>{}(n)});
       return out;
     };
     Block b;
     b.attn_norm = {take(p + "attn_norm.weight"), take(p + "attn_norm.bias")};
     b.mlp_norm = {take(p + "mlp_norm.weight"), take(p + "mlp_norm.bias")};
-    b.q = lin("q");
-    b.k = lin("k");
-    b.v = lin("v");
-    b.o = lin("o");
-    b.gate = lin("gate");
-    b.up = lin("up");
-    b.down = lin("down");
+    b.q = lin("q", Q, D);
+    b.k = lin("k", KV, D);
+    b.v = lin("v", KV, D);
+    b.o = lin("o", D, Q);
+    b.gate = lin("gate", F, D);
+    b.up = lin("up", F, D);
+    b.down = lin("down", D, F);
     blocks_.push_back(std::move(b));
   }
 }
@@ -142,15 +167,17 @@ torch::Tensor Transformer::norm(const Norm& n, const torch::Tensor& x) const {
   return y.to(x.scalar_type()) * n.weight;
 }
 
-torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x,
-                                     const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& allowed) const {
+torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, const Geometry& g,
+                                     const DropoutKeys* dropout) const {
+  const auto& cos = g.cos;
+  const auto& sin = g.sin;
+  const auto& allowed = g.allowed;
   const std::int64_t B = x.size(0), S = x.size(1);
   const std::int64_t H = config_.n_heads, KV = config_.n_kv_heads, hd = config_.head_dim;
   auto h = norm(b.attn_norm, x);
-  auto q = b.q.forward(h, dropout_).view({B, S, H, hd}).transpose(1, 2);
-  auto k = b.k.forward(h, dropout_).view({B, S, KV, hd}).transpose(1, 2);
-  auto v = b.v.forward(h, dropout_).view({B, S, KV, hd}).transpose(1, 2);
+  auto q = b.q.forward(h, dropout).view({B, S, H, hd}).transpose(1, 2);
+  auto k = b.k.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
+  auto v = b.v.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
   if (config_.arch == Arch::kLlama) {
     q = apply_rope(q, cos, sin);
     k = apply_rope(k, cos, sin);
@@ -163,13 +190,13 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x,
   scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
   auto probs = torch::softmax(scores.to(compute_type(scores)), -1).to(x.scalar_type());
   auto attn = torch::matmul(probs, v).transpose(1, 2).reshape({B, S, H * hd});
-  auto x1 = x + b.o.forward(attn, dropout_);
+  auto x1 = x + b.o.forward(attn, dropout);
   auto m = norm(b.mlp_norm, x1);
   torch::Tensor mlp;
   if (config_.arch == Arch::kLlama)
-    mlp = b.down.forward(torch::silu(b.gate.forward(m, dropout_)) * b.up.forward(m, dropout_), dropout_);
+    mlp = b.down.forward(torch::silu(b.gate.forward(m, dropout)) * b.up.forward(m, dropout), dropout);
   else
-    mlp = b.down.forward(torch::gelu(b.up.forward(m, dropout_), "tanh"), dropout_);
+    mlp = b.down.forward(torch::gelu(b.up.forward(m, dropout), "tanh"), dropout);
   return x1 + mlp;
 }
 
@@ -210,7 +237,8 @@ torch::Tensor Transformer::hidden_states(const torch::Tensor& embeddings,
                                          const torch::Tensor& valid) const {
   auto x = embeddings.to(options_.device, options_.dtype);
   auto g = geometry(x, valid);
-  for (const auto& b : blocks_) x = run_block(b, x, g.cos, g.sin, g.allowed);
+  const std::int64_t L = std::int64_t(blocks_.size());
+  for (std::int64_t l = 0; l < L; ++l) x = call_block(l, l + 1 < L ? l + 1 : -1, x, g);
   return norm(final_norm_, x);
 }
 
@@ -222,7 +250,7 @@ torch::Tensor Transformer::hidden_after(const torch::Tensor& embeddings,
                                        "]");
   auto x = embeddings.to(options_.device, options_.dtype);
   auto g = geometry(x, valid);
-  for (std::int64_t l = 0; l < layers; ++l) x = run_block(blocks_[l], x, g.cos, g.sin, g.allowed);
+  for (std::int64_t l = 0; l < layers; ++l) x = call_block(l, l + 1 < layers ? l + 1 : -1, x, g);
   return x;
 }
 
@@ -290,10 +318,113 @@ void Transformer::set_weights_trainable(bool trainable) {
   }
 }
 
-std::int64_t Transformer::parameter_count() const {
-  std::int64_t n = 0;
-  for (const auto& [name, t] : named_weights()) n += t.numel();
-  return n;
+std::int64_t Transformer::parameter_count() const { return parameter_count_; }
+
+// ---- layer sharding ------------------------------------------------------------
+
+Block Transformer::full_block(std::int64_t l, std::int64_t next) const {
+  Block b = blocks_[size_t(l)];
+  if (!shards_) return b;
+  auto w = shards_->gather(l, next);
+  const std::string p = "layers." + std::to_string(l) + ".";
+  auto get = [&](const std::string& n) {
+    auto it = w.find(p + n);
+    return it == w.end() ? torch::Tensor() : it->second;
+  };
+  b.attn_norm = {get("attn_norm.weight"), get("attn_norm.bias")};
+  b.mlp_norm = {get("mlp_norm.weight"), get("mlp_norm.bias")};
+  const std::pair<const char*, Linear*> lins[] = {{"q", &b.q},       {"k", &b.k},   {"v", &b.v},
+                                                  {"o", &b.o},       {"gate", &b.gate},
+                                                  {"up", &b.up},     {"down", &b.down}};
+  for (const auto& [n, lin] : lins) {
+    lin->weight = get(std::string(n) + ".weight");
+    lin->bias = get(std::string(n) + ".bias");
+  }
+  return b;
+}
+
+// Backward of one sharded block: gathers the block again (issuing the gather
+// of the block below, which backward reaches next), recomputes it from the
+// saved input with the same dropout draws, and returns the gradients of the
+// input and of the block's trainable adapters. Only the input is saved.
+struct ShardedBlockBackward : public torch::autograd::Node {
+  const Transformer* model = nullptr;
+  std::int64_t layer = 0;
+  Transformer::Geometry geometry;
+  bool has_dropout = false;
+  DropoutKeys dropout;
+  torch::Tensor input;  // detached
+  bool input_requires_grad = false;
+  std::vector<torch::Tensor> params;  // the block's trainable adapter tensors
+
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    Block b = model->full_block(layer, layer - 1);
+    torch::autograd::variable_list out(1 + params.size());
+    if (!grads[0].defined()) return out;
+    torch::AutoGradMode enable(true);
+    auto x = input.detach().requires_grad_(input_requires_grad);
+    auto y = model->run_block(b, x, geometry, has_dropout ? &dropout : nullptr);
+    std::vector<torch::Tensor> wrt;
+    std::vector<size_t> slot;
+    if (input_requires_grad) wrt.push_back(x), slot.push_back(0);
+    for (size_t i = 0; i < params.size(); ++i) wrt.push_back(params[i]), slot.push_back(i + 1);
+    auto g = torch::autograd::grad({y}, wrt, {grads[0]}, /*retain_graph=*/false,
+                                   /*create_graph=*/false, /*allow_unused=*/true);
+    for (size_t i = 0; i < g.size(); ++i) out[slot[i]] = g[i];
+    return out;
+  }
+  void release_variables() override {
+    input.reset();
+    geometry = {};
+  }
+};
+
+torch::Tensor Transformer::call_block(std::int64_t l, std::int64_t next, const torch::Tensor& x,
+                                      const Geometry& g) const {
+  if (!shards_) return run_block(blocks_[size_t(l)], x, g, dropout_);
+  std::vector<torch::Tensor> params;
+  const Block& meta = blocks_[size_t(l)];
+  for (const Linear* lin : {&meta.q, &meta.k, &meta.v, &meta.o, &meta.gate, &meta.up, &meta.down})
+    if (lin->lora)
+      for (const auto& t : {lin->lora->a, lin->lora->b})
+        if (t.requires_grad()) params.push_back(t);
+  const bool graph = torch::GradMode::is_enabled() && (x.requires_grad() || !params.empty());
+  torch::Tensor y;
+  {
+    torch::NoGradGuard no_grad;  // the graph of a sharded block is its recomputing node
+    y = run_block(full_block(l, next), x, g, dropout_);
+  }
+  if (!graph) return y;
+  auto node = std::shared_ptr<ShardedBlockBackward>(new ShardedBlockBackward(),
+                                                    torch::autograd::deleteNode);
+  node->model = this;
+  node->layer = l;
+  node->geometry = g;
+  node->has_dropout = dropout_ != nullptr;
+  if (dropout_) node->dropout = *dropout_;
+  node->input = x.detach();
+  node->input_requires_grad = x.requires_grad();
+  node->params = params;
+  std::vector<torch::Tensor> inputs{x};
+  inputs.insert(inputs.end(), params.begin(), params.end());
+  node->set_next_edges(torch::autograd::collect_next_edges(inputs));
+  torch::autograd::create_gradient_edge(y, node);
+  return y;
+}
+
+void Transformer::idle_pass(std::int64_t layers, bool backward) const {
+  if (!shards_) return;
+  for (std::int64_t l = 0; l < layers; ++l) shards_->gather(l, l + 1 < layers ? l + 1 : -1);
+  if (backward)
+    for (std::int64_t l = layers - 1; l >= 0; --l) shards_->gather(l, l - 1);
+}
+
+std::int64_t Transformer::resident_block_bytes() const {
+  if (shards_) return shards_->resident_bytes();
+  std::int64_t bytes = 0;
+  for (const auto& [name, t] : named_weights())
+    if (name.rfind("layers.", 0) == 0) bytes += t.numel() * t.element_size();
+  return bytes;
 }
 
 }  // namespace sparc

@@ -4,8 +4,8 @@
 // later, LoRA adapters train against a frozen model.
 //
 // Extension points: every projection is a `Linear` (LoRA attaches there),
-// and the forward runs block by block through `run_block`, so a sharded
-// model can gather a block's weights right before it runs.
+// and the forward runs block by block, so a layer-sharded model (SPEC 3)
+// gathers a block's weights right before it runs.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,9 +19,21 @@
 
 namespace sparc {
 
+class Communicator;
+class BlockShards;
+struct ShardedBlockBackward;
+
 struct ModelOptions {
   torch::Dtype dtype = torch::kFloat32;  // frozen weights and activations: f32 or bf16
   torch::Device device = torch::kCPU;
+  // Layer sharding (SPEC 3): with a communicator of more than one rank, each
+  // rank keeps 1/N of every block's weights, read as a slice from the source,
+  // and all-gathers a block's weights right before it runs (forward, and
+  // again in backward); the next block's gather is issued while the current
+  // one computes. Every rank must then run the same sequence of passes
+  // (see idle_pass). The embeddings, final norm and output layer stay whole
+  // on every rank: lookups and class scoring run outside that lockstep.
+  Communicator* shard_comm = nullptr;
 };
 
 // Parses "f32"/"bf16" (and "f16"); "cpu"/"cuda"/"cuda:N". Throw InputError(where, ...).
@@ -45,7 +57,8 @@ struct LoraAdapter {
 };
 
 struct Linear {
-  torch::Tensor weight;  // [out, in]
+  torch::Tensor weight;  // [out, in]; undefined between uses in a sharded model
+  std::int64_t in_features = 0, out_features = 0;
   torch::Tensor bias;    // [out] or undefined
   std::shared_ptr<LoraAdapter> lora;  // optional; owned by a task
   std::uint64_t module_id = 0;        // stable id: keys this module's dropout draws
@@ -113,19 +126,40 @@ class Transformer {
   // Makes every weight a trainable leaf (the `full` baseline) or frozen again.
   void set_weights_trainable(bool trainable);
 
+  // Layer sharding: whether blocks are sharded, and the bytes of block
+  // weights this rank keeps.
+  bool sharded() const { return shards_ != nullptr; }
+  std::int64_t resident_block_bytes() const;
+  // The collectives of a pass over the first `layers` blocks (forward, then
+  // backward when `backward`), without computing anything: a rank that has
+  // no examples for a pass its peers run keeps step with them. No-op when
+  // not sharded.
+  void idle_pass(std::int64_t layers, bool backward) const;
+
+  // Blocks as configured (LoRA attaches here); a sharded model's block
+  // weights are undefined outside a pass.
   std::vector<Block>& blocks() { return blocks_; }
   const std::vector<Block>& blocks() const { return blocks_; }
-  // Every frozen tensor by canonical name (tied embeddings appear once).
+  // Every frozen tensor held whole on this rank by canonical name (tied
+  // embeddings appear once; a sharded model's block weights do not).
   std::vector<std::pair<std::string, torch::Tensor>> named_weights() const;
   std::int64_t parameter_count() const;
 
  private:
-  torch::Tensor run_block(const Block& block, const torch::Tensor& x, const torch::Tensor& cos,
-                          const torch::Tensor& sin, const torch::Tensor& allowed) const;
+  friend struct ShardedBlockBackward;
   // Positions, RoPE tables and the attention mask for a batch.
   struct Geometry {
     torch::Tensor cos, sin, allowed;
   };
+  torch::Tensor run_block(const Block& block, const torch::Tensor& x, const Geometry& g,
+                          const DropoutKeys* dropout) const;
+  // Block `l` of a pass whose next block is `next` (-1: none): unsharded, a
+  // plain run; sharded, gathered weights, under a recomputing autograd node
+  // when gradients flow.
+  torch::Tensor call_block(std::int64_t l, std::int64_t next, const torch::Tensor& x,
+                           const Geometry& g) const;
+  // Block `l` with its full weights (gathered when sharded); issues the gather of `next`.
+  Block full_block(std::int64_t l, std::int64_t next) const;
   Geometry geometry(torch::Tensor& x, const torch::Tensor& valid) const;
   torch::Tensor norm(const Norm& n, const torch::Tensor& x) const;
 
@@ -135,6 +169,8 @@ class Transformer {
   Norm final_norm_;
   std::vector<Block> blocks_;
   const DropoutKeys* dropout_ = nullptr;
+  std::shared_ptr<BlockShards> shards_;
+  std::int64_t parameter_count_ = 0;
 };
 
 }  // namespace sparc

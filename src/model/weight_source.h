@@ -45,6 +45,24 @@ class WeightSource {
   // The name the format stores a canonical tensor under, for messages
   // ("model.layers.0.self_attn.k_proj.weight" for "layers.0.k.weight").
   virtual std::string stored_name(const std::string& name) const { return name; }
+
+  // A tensor's shape and kind without reading its data (the sharded loader
+  // checks every tensor before reading only its slice).
+  struct Meta {
+    std::vector<std::int64_t> shape;
+    bool floating = true;
+  };
+  virtual Meta meta(const std::string& name) const {
+    auto t = load(name);
+    return {t.sizes().vec(), t.is_floating_point()};
+  }
+  // Elements [first, first + count) of the flattened tensor, in its stored
+  // precision on the CPU. Sources that can read a range do so without
+  // touching the rest of the tensor.
+  virtual torch::Tensor load_elements(const std::string& name, std::int64_t first,
+                                      std::int64_t count) const {
+    return load(name).reshape(-1).slice(0, first, first + count).clone();
+  }
 };
 
 // Canonical tensors held in memory: tests, random models, conversions.

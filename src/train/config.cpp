@@ -22,6 +22,7 @@ const std::vector<std::string> kSchedules = {"cosine", "linear", "constant"};
 const std::vector<std::string> kFormats = {"generic", "boolq", "cb",  "rte",
                                            "copa",    "wic",   "wsc", "multirc"};
 const std::vector<std::string> kDtypes = {"f32", "f16", "bf16"};
+const std::vector<std::string> kShardings = {"none", "layer"};
 const std::vector<std::string> kCommBackends = {"auto", "mpi", "nccl"};
 const std::vector<std::string> kLoraTargets = {"q", "k", "v", "o", "gate", "up", "down"};
 
@@ -365,6 +366,7 @@ void read_model(Section s, ModelSection& m) {
     else
       s.fail("device", "expected cpu, cuda or cuda:N; got '" + device + "'");
   }
+  s.read_choice("sharding", m.sharding, kShardings);
 }
 
 void read_pca(Section s, PcaSection& p) {
@@ -612,8 +614,12 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   top.read("seed", c.seed, std::uint64_t{0});
   top.read("reuse_threshold", c.reuse_threshold, kUnitClosed);
 
-  Section model(problems, top.get("model"), "model", {"path", "tokenizer", "dtype", "device"});
+  Section model(problems, top.get("model"), "model",
+                {"path", "tokenizer", "dtype", "device", "sharding"});
   read_model(model, c.model);
+  if (c.method == "full" && c.model.sharding == "layer")
+    model.fail("sharding", "method full trains the weights themselves and cannot shard them; "
+                           "use sharding: none (the baseline is plain data parallel)");
   Section(problems, top.get("prompt"), "prompt", {"length"}).read("length", c.prompt.length, 1);
   read_pca(Section(problems, top.get("pca"), "pca", {"k", "source", "max_tokens"}), c.pca);
   read_lora(
@@ -668,6 +674,7 @@ std::string to_yaml(const RunConfig& c) {
   str("tokenizer", c.model.tokenizer);
   str("dtype", c.model.dtype);
   str("device", c.model.device);
+  str("sharding", c.model.sharding);
   out << YAML::EndMap;
   begin("prompt");
   integer("length", c.prompt.length);
@@ -734,8 +741,8 @@ std::string to_yaml(const RunConfig& c) {
 }
 
 bool operator==(const ModelSection& a, const ModelSection& b) {
-  return std::tie(a.path, a.tokenizer, a.dtype, a.device) ==
-         std::tie(b.path, b.tokenizer, b.dtype, b.device);
+  return std::tie(a.path, a.tokenizer, a.dtype, a.device, a.sharding) ==
+         std::tie(b.path, b.tokenizer, b.dtype, b.device, b.sharding);
 }
 bool operator==(const PromptSection& a, const PromptSection& b) { return a.length == b.length; }
 bool operator==(const CommSection& a, const CommSection& b) {

@@ -18,6 +18,7 @@ struct ModelSection {
   std::string tokenizer;       // empty: the one beside the model; "bytes": the byte-level tokenizer
   std::string dtype = "f32";   // f32 | f16 | bf16
   std::string device = "cpu";  // cpu | cuda | cuda:N
+  std::string sharding = "none";  // none | layer: each rank keeps 1/N of every block (SPEC 3)
 };
 
 struct PromptSection {

@@ -24,6 +24,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// This process's resident memory now (VmRSS), in kilobytes; 0 if unknown.
+std::int64_t resident_kb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6);
+  return 0;
+}
+
 // Streams of counter-based draws (SPEC 3): one constant per purpose.
 constexpr std::uint64_t kSplitStream = 0x73706c6974;   // "split"
 constexpr std::uint64_t kInitStream = 0x696e6974;      // "init"
@@ -93,6 +102,7 @@ struct ContinualTrainer::Impl {
   std::int64_t step_limit = -1;
   std::int64_t steps_run = 0;  // optimizer steps over the whole run (fault injection)
   double timed_seconds = 0;
+  std::int64_t rss_before_model_kb = 0;
   std::int64_t timed_steps = 0, timed_tokens = 0, timed_examples = 0;
 
   int rank() const { return comm ? comm->rank() : 0; }
@@ -107,6 +117,26 @@ struct ContinualTrainer::Impl {
   }
   void from_root(torch::Tensor& t, CommTag tag) {
     if (world() > 1) comm->broadcast(t, 0, tag);
+  }
+
+  // Layer sharding makes every pass over the blocks a sequence of
+  // collectives, so every rank must run the same number of passes. Before a
+  // loop that runs `passes` passes here: the most any rank will run (one
+  // small all-reduce; no collective at all when the model is not sharded).
+  std::int64_t most_passes(std::int64_t passes) {
+    if (!model->sharded()) return passes;
+    auto t = torch::tensor({passes}, torch::kInt64);
+    comm->all_reduce(t, ReduceOp::kMax, CommTag::kControl);
+    return t.item<std::int64_t>();
+  }
+  // After the loop: idle passes up to `most`.
+  void idle_passes(std::int64_t done, std::int64_t most, std::int64_t layers,
+                   bool backward = false) {
+    for (std::int64_t k = done; k < most; ++k) model->idle_pass(layers, backward);
+  }
+  // Whether features(e) runs the blocks.
+  bool features_run_blocks(const EncodedExample& e) const {
+    return cfg.pca.source == "hidden" && cfg.pca.hidden_layer > 0 && !e.input_ids.empty();
   }
 
   // ---- set-up -----------------------------------------------------------------
@@ -136,12 +166,17 @@ struct ContinualTrainer::Impl {
       throw InputError(tok_path, "tokenizer has " + std::to_string(tok->vocab_size()) +
                                      " tokens but the model's vocabulary has " +
                                      std::to_string(source->config().vocab_size));
+    if (m.sharding == "layer" && world() > 1) opt.shard_comm = comm;
+    rss_before_model_kb = resident_kb();
     model = std::make_unique<Transformer>(*source, opt);
     for (const auto& t : cfg.lora.targets)
       if (t == "gate" && model->config().arch == Arch::kGpt2)
         throw InputError(cfg.source_path, "lora.targets: gpt2 has no 'gate' projection");
-    spdlog::info("model {}: {} ({} parameters, {})", m.path, model->config().summary(),
-                 model->parameter_count(), m.dtype);
+    spdlog::info("model {}: {} ({} parameters, {}{})", m.path, model->config().summary(),
+                 model->parameter_count(), m.dtype,
+                 model->sharded() ? fmt::format("; layer-sharded: {:.1f} MB of blocks on this rank",
+                                                double(model->resident_block_bytes()) / 1e6)
+                                  : "");
   }
 
   // Every rank reads and checks its inputs (tokenizer, data, model); one
@@ -250,12 +285,17 @@ struct ContinualTrainer::Impl {
         }
       }
       CovarianceAccumulator acc(D);
+      std::int64_t passes = 0;
+      for (size_t i = 0; i < train.size(); ++i)
+        passes += mine(std::int64_t(i)) && take[i] != 0 && features_run_blocks(train[i]);
+      const std::int64_t most = most_passes(passes);
       for (size_t i = 0; i < train.size(); ++i) {
         if (!mine(std::int64_t(i)) || take[i] == 0) continue;
         auto x = features(train[i]);
         if (take[i] > 0) x = x.slice(0, 0, take[i]);
         if (x.size(0) > 0) acc.add(x);
       }
+      idle_passes(passes, most, cfg.pca.hidden_layer);
       auto packed = acc.pack();
       sum_over_ranks(packed, CommTag::kPca);
       acc.unpack(packed);
@@ -314,7 +354,7 @@ struct ContinualTrainer::Impl {
     for (size_t l = 0; l < model->blocks().size(); ++l)
       for (const auto& t : cfg.lora.targets) {
         Linear& lin = module_of(model->blocks()[l], t);
-        const auto out_dim = lin.weight.size(0), in_dim = lin.weight.size(1);
+        const auto out_dim = lin.out_features, in_dim = lin.in_features;
         auto gen = at::detail::createCPUGenerator(random_key({cfg.seed, task, kLoraStream, lin.module_id}));
         auto a = at::rand({r, in_dim}, gen).mul_(2).sub_(1).mul_(1.0 / std::sqrt(double(in_dim)));
         auto adapter = std::make_shared<LoraAdapter>();
@@ -419,15 +459,19 @@ struct ContinualTrainer::Impl {
   // Correct predictions among `examples` with one prefix/adapter set.
   // With `shard`, this rank scores its share of `examples` and the counts are
   // summed over ranks; without, it scores exactly `examples`.
+  // `most` is the number of batches the rank with the most runs (layer
+  // sharding keeps ranks in step); -1: agree on it here.
   std::int64_t count_correct(const std::vector<const EncodedExample*>& all,
                              const torch::Tensor& prefix, const std::vector<std::int32_t>& labels,
-                             bool shard = true) {
+                             bool shard = true, std::int64_t most = -1) {
     torch::NoGradGuard no_grad;
     std::vector<const EncodedExample*> examples;
     for (size_t i = 0; i < all.size(); ++i)
       if (!shard || mine(std::int64_t(i))) examples.push_back(all[i]);
     std::int64_t correct = 0;
     const size_t bs = size_t(cfg.eval.batch_size);
+    const std::int64_t batches = std::int64_t((examples.size() + bs - 1) / bs);
+    if (most < 0) most = most_passes(batches);
     for (size_t i = 0; i < examples.size(); i += bs) {
       std::vector<const EncodedExample*> batch(examples.begin() + i,
                                                examples.begin() + std::min(examples.size(), i + bs));
@@ -435,6 +479,7 @@ struct ContinualTrainer::Impl {
       auto pa = pred.accessor<std::int64_t, 1>();
       for (size_t b = 0; b < batch.size(); ++b) correct += pa[b] == batch[b]->label;
     }
+    idle_passes(batches, most, model->config().n_layers);
     if (shard) {
       auto c = torch::tensor({correct}, torch::kInt64);
       sum_over_ranks(c, CommTag::kEval);
@@ -463,17 +508,33 @@ struct ContinualTrainer::Impl {
   // subspace reconstructs it best. Returns accuracy; counts routing hits.
   double routed_accuracy(size_t j, std::int64_t* routed_right) {
     std::map<int, std::vector<const EncodedExample*>> groups;
-    std::int64_t right = 0;
+    std::int64_t right = 0, passes = 0;
+    for (size_t i = 0; i < data[j].test.size(); ++i)
+      passes += mine(std::int64_t(i)) && features_run_blocks(data[j].test[i]);
+    const std::int64_t most = most_passes(passes);
     for (size_t i = 0; i < data[j].test.size(); ++i) {
       if (!mine(std::int64_t(i))) continue;
       int r = route_example(data[j].test[i], library.size());
       groups[r].push_back(&data[j].test[i]);
       right += r == int(j);
     }
+    idle_passes(passes, most, cfg.pca.hidden_layer);
+    // Sharded, every rank visits every stored task with the most batches any rank has for it.
+    std::vector<std::int64_t> batches(library.size(), 0);
+    const auto bs = std::int64_t(cfg.eval.batch_size);
+    for (const auto& [r, xs] : groups) batches[r] = (std::int64_t(xs.size()) + bs - 1) / bs;
+    if (model->sharded()) {
+      auto t = torch::tensor(batches, torch::kInt64);
+      comm->all_reduce(t, ReduceOp::kMax, CommTag::kControl);
+      for (size_t r = 0; r < batches.size(); ++r) {
+        batches[r] = t[std::int64_t(r)].item<std::int64_t>();
+        if (batches[r] > 0) groups[int(r)];  // present, possibly empty here
+      }
+    }
     std::int64_t correct = 0;
     for (const auto& [r, xs] : groups) {
       install_lora(library[r].lora);
-      correct += count_correct(xs, library[r].prompt, data[j].label_tokens, false);
+      correct += count_correct(xs, library[r].prompt, data[j].label_tokens, false, batches[r]);
     }
     install_lora(shared_lora);
     auto counts = torch::tensor({correct, right}, torch::kInt64);
@@ -524,7 +585,9 @@ struct ContinualTrainer::Impl {
     }
     torch::NoGradGuard no_grad;
     double nll = 0;
-    std::int64_t count = 0;
+    std::int64_t count = 0, passes = 0;
+    for (size_t i = 0; i < texts.size(); ++i) passes += texts[i].size() >= 2 && mine(std::int64_t(i));
+    const std::int64_t most = most_passes(passes);
     for (size_t i = 0; i < texts.size(); ++i) {
       const auto& ids = texts[i];
       if (ids.size() < 2 || !mine(std::int64_t(i))) continue;
@@ -535,6 +598,7 @@ struct ContinualTrainer::Impl {
       nll -= logp.gather(1, target).sum().item<double>();
       count += target.size(0);
     }
+    idle_passes(passes, most, model->config().n_layers);
     auto totals = torch::tensor({nll, double(count)}, torch::kFloat64);
     sum_over_ranks(totals, CommTag::kEval);
     nll = totals[0].item<double>();
@@ -641,6 +705,9 @@ struct ContinualTrainer::Impl {
             keys.sample_ids.push_back(order[i]);
           }
           const bool penalty = !stored.empty() && m == first && is_root();
+          // Layer sharding: a rank without examples in this micro-batch still
+          // joins the gathers of its peers' forward and backward.
+          if (batch.empty()) model->idle_pass(model->config().n_layers, true);
           if (batch.empty() && !penalty) continue;
           torch::Tensor prefix;
           if (is_sparc(cfg.method)) prefix = prompt_embeddings(entry.z, entry.subspace);
@@ -851,8 +918,8 @@ struct ContinualTrainer::Impl {
     if (has_lora(cfg.method))
       for (auto& b : model->blocks())
         for (const auto& t : cfg.lora.targets) {
-          const auto& w = module_of(b, t).weight;
-          n += cfg.lora.rank * (w.size(0) + w.size(1));
+          const auto& lin = module_of(b, t);
+          n += cfg.lora.rank * (lin.out_features + lin.in_features);
         }
     if (cfg.method == "full") n = model->parameter_count();
     return n;
@@ -946,6 +1013,7 @@ ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {
   s.progress_line = false;
   s.train_task(0, entry);
   StepBench b;
+  b.rss_before_model_kb = s.rss_before_model_kb;
   b.steps = s.timed_steps;
   b.trainable_params = s.trainable_per_task();
   if (b.steps == 0) return b;
@@ -958,6 +1026,7 @@ ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {
   }
   b.mean_example_tokens =
       double(s.timed_tokens) / double(s.timed_examples) - double(s.cfg.prompt.length);
+  b.rss_before_model_kb = s.rss_before_model_kb;
   return b;
 }
 

@@ -1,0 +1,67 @@
+#include "model/block_shards.h"
+
+#include <algorithm>
+
+namespace sparc {
+
+BlockShards::BlockShards(Communicator& comm, torch::Dtype dtype, torch::Device device)
+    : comm_(comm), dtype_(dtype), device_(device) {}
+
+void BlockShards::add_block(
+    const WeightSource& source,
+    const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& tensors) {
+  torch::NoGradGuard no_grad;
+  Stored s;
+  for (const auto& [name, shape] : tensors) {
+    Entry e{name, shape, s.total, 1};
+    for (auto d : shape) e.numel *= d;
+    s.total += e.numel;
+    s.entries.push_back(std::move(e));
+  }
+  const std::int64_t n = comm_.size(), c = (s.total + n - 1) / n;
+  const std::int64_t begin = comm_.rank() * c, end = std::min(s.total, begin + c);
+  s.chunk = torch::zeros({c}, torch::dtype(dtype_).device(device_));  // the tail pads
+  for (const Entry& e : s.entries) {
+    const std::int64_t a = std::max(begin, e.offset), b = std::min(end, e.offset + e.numel);
+    if (a >= b) continue;
+    auto part = source.load_elements(e.name, a - e.offset, b - a);
+    s.chunk.slice(0, a - begin, b - begin).copy_(part.to(device_, dtype_));
+  }
+  blocks_.push_back(std::move(s));
+}
+
+std::unique_ptr<CommWork> BlockShards::start(std::int64_t l, torch::Tensor& out) {
+  const auto& chunk = blocks_.at(size_t(l)).chunk;
+  out = torch::empty({chunk.size(0) * comm_.size()}, chunk.options());
+  return comm_.all_gather_async(chunk, out, CommTag::kGather);
+}
+
+std::map<std::string, torch::Tensor> BlockShards::gather(std::int64_t l, std::int64_t next) {
+  torch::Tensor full;
+  if (pending_ && pending_block_ == l) {
+    pending_->wait();
+    full = std::move(pending_buffer_);
+  } else {
+    if (pending_) pending_->wait();  // a prefetch nobody used (same on every rank)
+    start(l, full)->wait();
+  }
+  pending_.reset();
+  pending_buffer_ = torch::Tensor();
+  pending_block_ = -1;
+  if (next >= 0 && next < blocks()) {
+    pending_ = start(next, pending_buffer_);
+    pending_block_ = next;
+  }
+  std::map<std::string, torch::Tensor> out;
+  for (const Entry& e : blocks_[size_t(l)].entries)
+    out[e.name] = full.slice(0, e.offset, e.offset + e.numel).view(e.shape);
+  return out;
+}
+
+std::int64_t BlockShards::resident_bytes() const {
+  std::int64_t bytes = 0;
+  for (const auto& s : blocks_) bytes += s.chunk.numel() * s.chunk.element_size();
+  return bytes;
+}
+
+}  // namespace sparc

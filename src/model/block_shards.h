@@ -1,0 +1,63 @@
+// The sharded store of a model's blocks (SPEC 3, `model.sharding: layer`).
+// Each block's tensors are laid end to end in one flat buffer (canonical
+// order); rank r keeps elements [r c, (r + 1) c) of it, c = ceil(total / N),
+// read from the source as a slice. A block's full weights come back with one
+// all-gather (tag `gather`) into a fresh buffer that is freed when the last
+// view of it goes; the gather of the next block is issued before the
+// current one is returned, so it travels while the current block computes.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "model/weight_source.h"
+
+namespace sparc {
+
+class BlockShards {
+ public:
+  BlockShards(Communicator& comm, torch::Dtype dtype, torch::Device device);
+
+  // Appends the next block: `tensors` are its canonical names (in layout
+  // order) and shapes, already checked against the source.
+  void add_block(const WeightSource& source,
+                 const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& tensors);
+
+  // Block `l`'s tensors by canonical name, full size (views into one gathered
+  // buffer). Issues the gather of block `next` (-1: none) before returning.
+  // Every rank must make the same sequence of calls.
+  std::map<std::string, torch::Tensor> gather(std::int64_t l, std::int64_t next);
+
+  std::int64_t blocks() const { return std::int64_t(blocks_.size()); }
+  // Bytes of block weights kept on this rank.
+  std::int64_t resident_bytes() const;
+
+ private:
+  struct Entry {
+    std::string name;
+    std::vector<std::int64_t> shape;
+    std::int64_t offset = 0, numel = 0;
+  };
+  struct Stored {
+    std::vector<Entry> entries;
+    std::int64_t total = 0;
+    torch::Tensor chunk;  // [c]: this rank's slice of the flat buffer
+  };
+  std::unique_ptr<CommWork> start(std::int64_t l, torch::Tensor& out);
+
+  Communicator& comm_;
+  torch::Dtype dtype_;
+  torch::Device device_;
+  std::vector<Stored> blocks_;
+  std::int64_t pending_block_ = -1;
+  torch::Tensor pending_buffer_;
+  std::unique_ptr<CommWork> pending_;
+};
+
+}  // namespace sparc

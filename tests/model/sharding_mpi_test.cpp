@@ -1,0 +1,225 @@
+// Layer sharding (SPEC 3), run by CTest under `mpirun -np 2`: a model whose
+// blocks are sharded over the ranks computes the same logits and the same
+// gradients (prompt and LoRA, dropout on) as the whole model held by one
+// process, gathers each block once in forward and once in backward, keeps
+// half of the block weights per rank, loads them as slices from a
+// safetensors directory, and lets a rank without examples keep step.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "comm/communicator.h"
+#include "model/hf_model.h"
+#include "model/model_loader.h"
+#include "model/transformer.h"
+#include "test_util.h"
+
+namespace sparc {
+namespace {
+
+Communicator* g_comm = nullptr;
+
+ModelConfig config(Arch arch) {
+  ModelConfig c;
+  c.arch = arch;
+  c.vocab_size = 61;
+  c.dim = 24;
+  c.n_layers = 3;
+  c.n_heads = 4;
+  c.n_kv_heads = arch == Arch::kLlama ? 2 : 4;  // grouped-query attention in llama
+  c.head_dim = 6;
+  c.ffn_dim = 40;
+  c.max_seq_len = 32;
+  c.qkv_bias = arch == Arch::kLlama;
+  c.tie_embeddings = arch == Arch::kGpt2;
+  return c;
+}
+
+std::unique_ptr<TensorMapSource> weights(const ModelConfig& c) {
+  auto src = random_weights(c, 11);  // seeded: the same on every rank
+  for (auto& [name, t] : src->tensors())
+    if (name.find("norm") == std::string::npos) t.mul_(6.0);  // every layer matters
+  return src;
+}
+
+// LoRA on q, v and down of every block, B non-zero so A gets gradients too.
+std::vector<std::shared_ptr<LoraAdapter>> attach_lora(Transformer& m) {
+  std::vector<std::shared_ptr<LoraAdapter>> out;
+  auto gen = at::detail::createCPUGenerator(5);
+  for (auto& b : m.blocks())
+    for (Linear* lin : {&b.q, &b.v, &b.down}) {
+      auto a = std::make_shared<LoraAdapter>();
+      a->a = at::randn({3, lin->in_features}, gen).requires_grad_(true);
+      a->b = at::randn({lin->out_features, 3}, gen).mul_(0.1).requires_grad_(true);
+      a->scale = 2.0;
+      a->dropout = 0.2;
+      lin->lora = a;
+      out.push_back(a);
+    }
+  return out;
+}
+
+struct Pass {
+  torch::Tensor logits, prefix_grad;
+  std::vector<torch::Tensor> lora_grads;
+};
+
+// One forward and backward with a soft prompt, left padding and LoRA dropout.
+Pass run(Transformer& m, const std::vector<std::shared_ptr<LoraAdapter>>& lora) {
+  auto gen = at::detail::createCPUGenerator(3);
+  const auto& c = m.config();
+  auto tokens = at::randint(c.vocab_size, {2, 7}, gen);
+  auto mask = torch::ones({2, 7}, torch::kLong);
+  mask.index_put_({1, torch::indexing::Slice(0, 2)}, 0);  // row 1 is left-padded
+  auto prefix = at::randn({3, c.dim}, gen).requires_grad_(true);
+  auto weights = at::randn({2, 10, c.vocab_size}, gen);
+  DropoutKeys keys;
+  keys.base = 99;
+  keys.sample_ids = {4, 17};
+  m.set_dropout(&keys);
+  Pass p;
+  p.logits = m.forward(tokens, prefix, mask);
+  (p.logits * weights).sum().backward();
+  m.set_dropout(nullptr);
+  p.prefix_grad = prefix.grad();
+  for (const auto& a : lora) p.lora_grads.push_back(a->a.grad()), p.lora_grads.push_back(a->b.grad());
+  return p;
+}
+
+// |a - b| <= 1e-6 relative to the scale of b (values here are O(1) to O(100)).
+void expect_close(const torch::Tensor& a, const torch::Tensor& b, const std::string& what) {
+  ASSERT_TRUE(a.defined() && b.defined()) << what;
+  const double scale = std::max(1.0, b.abs().max().item<double>());
+  EXPECT_LE((a - b).abs().max().item<double>(), 1e-6 * scale) << what;
+}
+
+class Sharded : public ::testing::TestWithParam<Arch> {};
+
+TEST_P(Sharded, LogitsAndGradientsMatchTheWholeModel) {
+  ASSERT_EQ(g_comm->size(), 2) << "run under mpirun -np 2";
+  const auto c = config(GetParam());
+  auto src = weights(c);
+  Transformer whole(*src, {});
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  ASSERT_TRUE(sharded.sharded());
+  ASSERT_FALSE(whole.sharded());
+  EXPECT_FALSE(sharded.blocks()[0].q.weight.defined()) << "block weights must not stay whole";
+
+  auto lw = attach_lora(whole);
+  auto ls = attach_lora(sharded);
+  g_comm->reset_counters();
+  Pass s = run(sharded, ls);
+  const auto gather = g_comm->counters(CommTag::kGather);
+  Pass w = run(whole, lw);
+
+  expect_close(s.logits, w.logits, "logits");
+  expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
+  ASSERT_EQ(s.lora_grads.size(), w.lora_grads.size());
+  for (size_t i = 0; i < s.lora_grads.size(); ++i)
+    expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
+
+  // One gather per block in forward and one in backward, each moving this
+  // rank's half of the block (padded to an even split).
+  EXPECT_EQ(gather.calls, 2 * c.n_layers);
+  std::int64_t expect_bytes = 0, whole_bytes = 0;
+  for (const auto& [name, t] : whole.named_weights())
+    if (name.rfind("layers.", 0) == 0) whole_bytes += t.numel() * 4;
+  for (std::int64_t l = 0; l < c.n_layers; ++l) {
+    std::int64_t n = 0;
+    for (const auto& [name, t] : whole.named_weights())
+      if (name.rfind("layers." + std::to_string(l) + ".", 0) == 0) n += t.numel();
+    expect_bytes += 2 * ((n + 1) / 2) * 4;
+  }
+  EXPECT_EQ(gather.bytes, expect_bytes);
+  EXPECT_EQ(sharded.resident_block_bytes(), expect_bytes / 2);
+  EXPECT_LE(double(sharded.resident_block_bytes()), 0.5 * double(whole_bytes) + 4 * c.n_layers);
+  EXPECT_EQ(sharded.parameter_count(), whole.parameter_count());
+  g_comm->barrier(CommTag::kControl);
+}
+
+TEST_P(Sharded, HiddenStatesAfterALayerMatch) {
+  const auto c = config(GetParam());
+  auto src = weights(c);
+  Transformer whole(*src, {});
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  torch::NoGradGuard no_grad;
+  auto tokens = torch::arange(9, torch::kLong).unsqueeze(0);
+  auto a = sharded.hidden_after(sharded.embed(tokens), {}, 2);
+  auto b = whole.hidden_after(whole.embed(tokens), {}, 2);
+  expect_close(a, b, "hidden after 2 blocks");
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, Sharded, ::testing::Values(Arch::kLlama, Arch::kGpt2),
+                         [](const auto& info) {
+                           return std::string(info.param == Arch::kLlama ? "llama" : "gpt2");
+                         });
+
+// A rank with no examples runs idle passes (the same gathers, no compute);
+// the rank that computes gets the whole model's gradients.
+TEST(ShardedLockstep, IdleRankKeepsStepWithAComputingRank) {
+  const auto c = config(Arch::kLlama);
+  auto src = weights(c);
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  auto ls = attach_lora(sharded);
+  if (g_comm->rank() == 0) {
+    Pass s = run(sharded, ls);
+    Transformer whole(*src, {});
+    auto lw = attach_lora(whole);
+    Pass w = run(whole, lw);
+    expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
+    for (size_t i = 0; i < s.lora_grads.size(); ++i)
+      expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
+  } else {
+    sharded.idle_pass(c.n_layers, /*backward=*/true);
+  }
+  g_comm->barrier(CommTag::kControl);
+}
+
+// Sharded loading reads each rank's slice from a safetensors directory and
+// gives the same model as loading it whole.
+TEST(ShardedLoading, SafetensorsDirectoryMatchesWholeLoad) {
+  auto name = torch::zeros({256}, torch::kUInt8);
+  if (g_comm->rank() == 0) {
+    std::string d = test::make_temp_dir() + "/model";
+    auto c = config(Arch::kLlama);
+    c.qkv_bias = false;  // the plain llama layout
+    write_hf_llama_directory(*weights(c), d, "f32");
+    std::memcpy(name.data_ptr(), d.data(), d.size());
+  }
+  g_comm->broadcast(name, 0, CommTag::kControl);
+  const std::string dir(reinterpret_cast<const char*>(name.data_ptr()));
+  auto src = open_model(dir);
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  Transformer whole(*src, {});
+  torch::NoGradGuard no_grad;
+  auto tokens = torch::arange(1, 12, torch::kLong).unsqueeze(0);
+  expect_close(sharded.forward(tokens), whole.forward(tokens), "logits from the directory");
+  g_comm->barrier(CommTag::kControl);
+}
+
+}  // namespace
+}  // namespace sparc
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  auto comm = sparc::make_mpi_communicator();
+  comm->set_timeout(60);
+  sparc::g_comm = comm.get();
+  if (comm->rank() != 0) {
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  int rc = RUN_ALL_TESTS();
+  auto flag = torch::tensor({rc}, torch::kInt32);
+  comm->all_reduce(flag, sparc::ReduceOp::kMax, sparc::CommTag::kControl);
+  return flag.item<int>();
+}
