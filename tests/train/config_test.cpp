@@ -392,6 +392,15 @@ TEST(Config, ContradictoryOptions) {
   EXPECT_EQ(problem("method: full\ntrain: {lambda_orth: 0.1}\n" + kMinimal),
             "x.yaml:2: train.lambda_orth: only the sparc methods use it (method is 'full')");
 
+  // Layer sharding shards frozen weights; `full` trains them.
+  const std::string shard_full = problem("method: full\n" + kMinimal, {"model.sharding=layer"});
+  EXPECT_NE(shard_full.find("model.sharding: method full trains the weights themselves and "
+                            "cannot shard them"),
+            std::string::npos)
+      << shard_full;
+  EXPECT_NO_THROW(parse("method: sparc+lora\n" + kMinimal, {"model.sharding=layer"}));
+  EXPECT_NE(problem(kMinimal, {"model.sharding=layers"}).find("model.sharding"), std::string::npos);
+
   EXPECT_EQ(problem("train: {early_stop_patience: 3, val_fraction: 0}\n" + kMinimal),
             "x.yaml:1: train.early_stop_patience: needs validation data, but tasks[0] has no "
             "validation file and train.val_fraction is 0");
