@@ -390,7 +390,7 @@ std::map<std::uint32_t, int> ancestors(const WordNet& wn, std::uint32_t offset) 
     const Synset* s = wn.find('n', u);
     if (!s) continue;
     for (std::uint32_t h : s->hypernyms)
-      if (!seen.count(h)) {
+      if (!seen.count(h) && wn.find('n', h)) {  // a dangling pointer leads nowhere
         seen[h] = seen[u] + 1;
         dist[h] = seen[h];
         queue.push_back(h);
