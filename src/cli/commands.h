@@ -21,6 +21,7 @@ void add_random_model_command(CLI::App& app, std::vector<Command>& commands);
 void add_train_command(CLI::App& app, std::vector<Command>& commands);
 void add_eval_command(CLI::App& app, std::vector<Command>& commands);
 void add_bench_command(CLI::App& app, std::vector<Command>& commands);
+void add_pretrain_command(CLI::App& app, std::vector<Command>& commands);
 void add_prepare_data_command(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace sparc::cli

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   sparc::cli::add_convert_command(app, commands);
   sparc::cli::add_random_model_command(app, commands);
   sparc::cli::add_bench_command(app, commands);
+  sparc::cli::add_pretrain_command(app, commands);
   sparc::cli::add_prepare_data_command(app, commands);
 
   try {

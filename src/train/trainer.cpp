@@ -53,14 +53,14 @@ Linear& module_of(Block& b, const std::string& target) {
   return b.down;
 }
 
+}  // namespace
+
 std::string format_eta(double seconds) {
   int s = int(std::max(0.0, seconds));
   char buf[32];
   std::snprintf(buf, sizeof buf, "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
   return buf;
 }
-
-}  // namespace
 
 double scheduled_lr(const std::string& schedule, double base, std::int64_t step,
                     std::int64_t total, std::int64_t warmup) {

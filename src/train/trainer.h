@@ -59,6 +59,9 @@ struct RunResults {
 double scheduled_lr(const std::string& schedule, double base, std::int64_t step,
                     std::int64_t total, std::int64_t warmup);
 
+// "H:MM:SS" for progress lines.
+std::string format_eta(double seconds);
+
 // A stable permutation of [0, n) for (seed, task, epoch): Fisher-Yates driven
 // by counter-based draws, the same whatever the number of ranks.
 std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::uint64_t task,

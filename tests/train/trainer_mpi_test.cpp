@@ -7,10 +7,14 @@
 
 #include <cctype>
 #include <cmath>
+#include <fstream>
 #include <sstream>
 
 #include "comm/communicator.h"
 #include "test_util.h"
+#include "model/model_loader.h"
+#include "model/transformer.h"
+#include "train/pretrain.h"
 #include "train/trainer.h"
 
 namespace sparc {
@@ -112,6 +116,42 @@ INSTANTIATE_TEST_SUITE_P(Methods, DataParallel,
                              if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
                            return n;
                          });
+
+// sparc pretrain, data parallel: 2 ranks give the single process's model
+// (the sample order and the split depend on the seed only; the summed
+// gradient of a step is the same up to the order of float sums).
+TEST(Pretrain, TwoRanksMatchOneProcess) {
+  const std::string dir = shared_temp_dir();
+  if (g_comm->rank() == 0) {
+    std::ofstream out(dir + "/corpus.txt");
+    for (int i = 0; i < 300; ++i) out << "line " << i % 7 << " says " << (i * 13) % 11 << ".\n";
+  }
+  g_comm->barrier(CommTag::kControl);
+  auto cfg = [&](const std::string& out) {
+    return parse_pretrain_config(
+        "out: " + out + "\nmodel: {dim: 32, layers: 2, heads: 2, ffn: 64, max_seq_len: 64}\n"
+        "data: {text: corpus.txt, val_fraction: 0.2}\n"
+        "train: {steps: 30, batch_size: 8, seq_len: 32, lr: 0.01, warmup_steps: 3}\n",
+        dir + "/p.yaml", dir);
+  };
+  g_comm->reset_counters();
+  PretrainResult rd = pretrain(cfg("dist"), g_comm);
+  const auto grad = g_comm->counters(CommTag::kGrad);
+  if (g_comm->rank() == 0) {
+    EXPECT_EQ(grad.calls, 30);
+    EXPECT_EQ(grad.bytes, 30 * 4 * rd.parameters);  // every weight's gradient, once per step
+    PretrainResult rs = pretrain(cfg("single"));
+    EXPECT_NEAR(rd.initial_val_loss, rs.initial_val_loss, 1e-6);
+    EXPECT_NEAR(rd.final_val_loss, rs.final_val_loss, 1e-4);
+    Transformer a(*open_model(dir + "/dist"), {});
+    Transformer b(*open_model(dir + "/single"), {});
+    auto wa = a.named_weights(), wb = b.named_weights();
+    ASSERT_EQ(wa.size(), wb.size());
+    for (size_t i = 0; i < wa.size(); ++i)
+      EXPECT_LE((wa[i].second - wb[i].second).abs().max().item<double>(), 1e-4) << wa[i].first;
+  }
+  g_comm->barrier(CommTag::kControl);
+}
 
 }  // namespace
 }  // namespace sparc

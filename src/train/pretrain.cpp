@@ -1,0 +1,327 @@
+#include "train/pretrain.h"
+
+#include <ATen/autocast_mode.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "core/hash.h"
+#include "core/random.h"
+#include "model/hf_model.h"
+#include "model/model_loader.h"
+#include "model/transformer.h"
+#include "tokenizer/tokenizer.h"
+#include "train/trainer.h"
+
+namespace sparc {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::uint64_t kValStream = 0x76616c;      // "val"
+constexpr std::uint64_t kOrderStream = 0x6f72646572;  // "order"
+
+// The token streams: every line is BOS + tokens + EOS; a line goes to
+// validation by a draw keyed by (seed, line number), so the split never
+// depends on the number of ranks.
+struct Corpus {
+  std::vector<std::int32_t> train, val;
+  std::uint64_t fingerprint = 0;  // of the files' bytes, in order
+  std::int64_t lines = 0;
+};
+
+Corpus read_corpus(const PretrainConfig& cfg, const Tokenizer& tok) {
+  Corpus c;
+  std::uint64_t line_no = 0;
+  for (const auto& path : cfg.text) {
+    const std::string all = read_text_file(path);
+    c.fingerprint = fnv1a(all, fnv1a(std::to_string(all.size()), c.fingerprint));
+    std::size_t start = 0;
+    while (start < all.size()) {
+      std::size_t end = all.find('\n', start);
+      if (end == std::string::npos) end = all.size();
+      std::string_view line(all.data() + start, end - start);
+      start = end + 1;
+      if (line.empty()) continue;
+      const bool val = uniform01(random_key({cfg.seed, kValStream, line_no++})) < cfg.val_fraction;
+      auto ids = tok.encode_with_bos(line);
+      if (auto eos = tok.eos_id()) ids.push_back(*eos);
+      auto& dst = val ? c.val : c.train;
+      dst.insert(dst.end(), ids.begin(), ids.end());
+      c.lines += 1;
+    }
+  }
+  return c;
+}
+
+// Windows of seq_len + 1 tokens, `stride` seq_len apart.
+std::int64_t window_count(const std::vector<std::int32_t>& s, int seq_len) {
+  return s.size() > 1 ? std::int64_t(s.size() - 1) / seq_len : 0;
+}
+
+torch::Tensor windows(const std::vector<std::int32_t>& s, int seq_len,
+                      const std::vector<std::int64_t>& which) {
+  auto out = torch::empty({std::int64_t(which.size()), seq_len + 1}, torch::kLong);
+  auto a = out.accessor<std::int64_t, 2>();
+  for (size_t b = 0; b < which.size(); ++b)
+    for (int t = 0; t <= seq_len; ++t) a[b][t] = s[size_t(which[b] * seq_len + t)];
+  return out;
+}
+
+// bf16 matrix products (oneDNN) with f32 weights, gradients and optimizer state.
+struct Autocast {
+  bool on;
+  explicit Autocast(bool enable) : on(enable) {
+    if (!on) return;
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(true);
+  }
+  ~Autocast() {
+    if (!on) return;
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+  }
+};
+
+// Summed next-token loss (nats) of a batch of windows [b, T + 1].
+torch::Tensor batch_loss(const Transformer& model, const torch::Tensor& w, bool bf16) {
+  const auto T = w.size(1) - 1;
+  torch::Tensor logits;
+  {
+    Autocast autocast(bf16);
+    logits = model.forward(w.slice(1, 0, T));
+  }
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32), w.slice(1, 1).reshape(-1),
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+}
+
+ModelConfig model_config(const PretrainConfig& cfg, const Tokenizer& tok) {
+  ModelConfig c;
+  c.arch = Arch::kLlama;
+  c.vocab_size = tok.vocab_size();
+  c.dim = cfg.dim;
+  c.n_layers = cfg.layers;
+  c.n_heads = cfg.heads;
+  c.n_kv_heads = cfg.kv_heads > 0 ? cfg.kv_heads : cfg.heads;
+  c.head_dim = cfg.dim / cfg.heads;
+  c.ffn_dim = cfg.ffn;
+  c.max_seq_len = cfg.max_seq_len;
+  c.tie_embeddings = true;
+  c.validate(cfg.source_path);
+  return c;
+}
+
+struct Ranks {
+  Communicator* comm;
+  int rank() const { return comm ? comm->rank() : 0; }
+  int world() const { return comm ? comm->size() : 1; }
+  void sum(torch::Tensor& t, CommTag tag) const {
+    if (world() > 1) comm->all_reduce(t, ReduceOp::kSum, tag);
+  }
+};
+
+// Mean loss per token over the validation windows, data parallel.
+double validation_loss(const Transformer& model, const Corpus& c, const PretrainConfig& cfg,
+                       const Ranks& ranks, std::int64_t* tokens = nullptr) {
+  torch::NoGradGuard no_grad;
+  const std::int64_t n = window_count(c.val, cfg.seq_len);
+  double loss = 0;
+  std::vector<std::int64_t> mine;
+  for (std::int64_t i = ranks.rank(); i < n; i += ranks.world()) mine.push_back(i);
+  for (size_t i = 0; i < mine.size(); i += size_t(cfg.batch_size)) {
+    std::vector<std::int64_t> part(mine.begin() + i,
+                                   mine.begin() + std::min(mine.size(), i + cfg.batch_size));
+    loss += batch_loss(model, windows(c.val, cfg.seq_len, part), cfg.dtype == "bf16").item<double>();
+  }
+  auto t = torch::tensor({loss}, torch::kFloat64);
+  ranks.sum(t, CommTag::kEval);
+  if (tokens) *tokens = n * cfg.seq_len;
+  return n > 0 ? t.item<double>() / double(n * cfg.seq_len) : 0.0;
+}
+
+std::string stamp_path(const std::string& dir) { return dir + "/pretrain.json"; }
+
+}  // namespace
+
+double pretrain_validation_loss(const PretrainConfig& cfg, const std::string& dir) {
+  auto tok = load_tokenizer(cfg.tokenizer);
+  Corpus c = read_corpus(cfg, *tok);
+  auto source = open_model(dir);
+  Transformer model(*source, {});
+  return validation_loss(model, c, cfg, Ranks{nullptr});
+}
+
+PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
+  const Ranks ranks{comm};
+  const bool root = ranks.rank() == 0;
+  auto tok = load_tokenizer(cfg.tokenizer);
+  Corpus corpus = read_corpus(cfg, *tok);
+  const std::string key = to_yaml(cfg);
+  PretrainResult r;
+  r.out = cfg.out;
+
+  // The cache: rank 0 looks, every rank follows its verdict.
+  auto cached = torch::zeros({1}, torch::kInt32);
+  nlohmann::json stamp;
+  if (root && file_exists(stamp_path(cfg.out))) {
+    try {
+      stamp = nlohmann::json::parse(read_text_file(stamp_path(cfg.out)));
+      if (stamp.value("config", "") == key &&
+          stamp.value("data_fingerprint", "") == std::to_string(corpus.fingerprint))
+        cached[0] = 1;
+    } catch (const nlohmann::json::exception&) {
+      spdlog::warn("{}: unreadable, retraining", stamp_path(cfg.out));
+    }
+  }
+  if (ranks.world() > 1) comm->broadcast(cached, 0, CommTag::kControl);
+  if (cached.item<int>() == 1) {
+    r.cached = true;
+    if (root) {
+      r.steps = stamp.value("steps", std::int64_t{0});
+      r.parameters = stamp.value("parameters", std::int64_t{0});
+      r.initial_val_loss = stamp.value("initial_val_loss", 0.0);
+      r.final_val_loss = stamp.value("final_val_loss", 0.0);
+      spdlog::info("pretrain: {} is up to date (same config and data): reused", cfg.out);
+    }
+    return r;
+  }
+
+  const std::int64_t n = window_count(corpus.train, cfg.seq_len);
+  if (n == 0)
+    throw InputError(cfg.source_path, "data.text: no training text (" +
+                                          std::to_string(corpus.lines) + " lines, " +
+                                          std::to_string(corpus.train.size()) + " tokens)");
+  const ModelConfig mc = model_config(cfg, *tok);
+  Transformer model(*random_weights(mc, cfg.seed), {});
+  model.set_weights_trainable(true);
+  std::vector<torch::Tensor> decay, no_decay, params;
+  for (auto& [name, w] : model.named_weights()) {
+    (w.dim() >= 2 ? decay : no_decay).push_back(w);
+    params.push_back(w);
+  }
+  r.parameters = model.parameter_count();
+  r.train_tokens = n * cfg.seq_len;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                 torch::optim::AdamWOptions(cfg.lr).weight_decay(cfg.weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions(cfg.lr).weight_decay(0)));
+  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(cfg.lr));
+  spdlog::info("pretrain: {} ({} parameters, {}) on {} training windows of {} tokens ({} lines), "
+               "{} steps of {} sequences",
+               mc.summary(), r.parameters, cfg.dtype, n, cfg.seq_len, corpus.lines, cfg.steps,
+               cfg.batch_size);
+
+  r.initial_val_loss = validation_loss(model, corpus, cfg, ranks, &r.val_tokens);
+  spdlog::info("pretrain: validation loss {:.4f} at the start ({} tokens)", r.initial_val_loss,
+               r.val_tokens);
+  const bool progress = root && ::isatty(STDERR_FILENO);
+  const auto start = Clock::now();
+  std::int64_t order_epoch = -1;
+  std::vector<std::int64_t> order;
+  const bool bf16 = cfg.dtype == "bf16";
+  for (std::int64_t step = 0; step < cfg.steps; ++step) {
+    for (auto& g : optimizer.param_groups())
+      g.options().set_lr(scheduled_lr(cfg.schedule, cfg.lr, step, cfg.steps, cfg.warmup_steps));
+    optimizer.zero_grad();
+    std::vector<std::int64_t> mine;
+    for (std::int64_t j = ranks.rank(); j < cfg.batch_size; j += ranks.world()) {
+      const std::int64_t g = step * cfg.batch_size + j;  // global sample index
+      if (g / n != order_epoch) {
+        order_epoch = g / n;
+        order = epoch_order(n, cfg.seed, kOrderStream, std::uint64_t(order_epoch));
+      }
+      mine.push_back(order[size_t(g % n)]);
+    }
+    double loss_value = 0;
+    if (!mine.empty()) {
+      auto loss = batch_loss(model, windows(corpus.train, cfg.seq_len, mine), bf16) /
+                  double(cfg.batch_size * cfg.seq_len);
+      loss.backward();
+      loss_value = loss.item<double>();
+    }
+    if (ranks.world() > 1) {  // every weight gradient in one buffer
+      std::vector<torch::Tensor> parts;
+      for (auto& p : params)
+        parts.push_back(p.grad().defined() ? p.grad().reshape(-1)
+                                           : torch::zeros({p.numel()}, torch::kFloat32));
+      auto flat = torch::cat(parts);
+      comm->all_reduce(flat, ReduceOp::kSum, CommTag::kGrad);
+      std::int64_t off = 0;
+      for (auto& p : params) {
+        auto g = flat.slice(0, off, off + p.numel()).view_as(p);
+        if (p.grad().defined()) p.mutable_grad().copy_(g);
+        else p.mutable_grad() = g.clone();
+        off += p.numel();
+      }
+    }
+    if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, cfg.max_grad_norm);
+    optimizer.step();
+    const bool logged = (step + 1) % cfg.log_every == 0 || step + 1 == cfg.steps;
+    if (logged || progress) {
+      auto l = torch::tensor({loss_value}, torch::kFloat64);
+      if (logged) ranks.sum(l, CommTag::kControl);
+      const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+      const double tps = double((step + 1) * cfg.batch_size * cfg.seq_len) / elapsed;
+      const double eta = elapsed / double(step + 1) * double(cfg.steps - step - 1);
+      if (progress)
+        std::fprintf(stderr, "\r[pretrain] step %lld/%lld loss %.4f %.0f tok/s ETA %s   ",
+                     (long long)(step + 1), (long long)cfg.steps, l.item<double>(), tps,
+                     format_eta(eta).c_str());
+      else if (logged && root)
+        spdlog::info("pretrain: step {}/{} loss {:.4f} lr {:.3g} {:.0f} tok/s ETA {}", step + 1,
+                     cfg.steps, l.item<double>(), optimizer.param_groups()[0].options().get_lr(),
+                     tps, format_eta(eta));
+    }
+    if (cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0 && step + 1 < cfg.steps) {
+      double v = validation_loss(model, corpus, cfg, ranks);
+      if (root) spdlog::info("pretrain: step {}: validation loss {:.4f}", step + 1, v);
+    }
+  }
+  if (progress) std::fprintf(stderr, "\n");
+  r.steps = cfg.steps;
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  r.tokens_per_s = double(cfg.steps * cfg.batch_size * cfg.seq_len) / r.seconds;
+  model.set_weights_trainable(false);
+  r.final_val_loss = validation_loss(model, corpus, cfg, ranks);
+  spdlog::info("pretrain: validation loss {:.4f} after {} steps ({:.0f} s, {:.0f} tok/s)",
+               r.final_val_loss, r.steps, r.seconds, r.tokens_per_s);
+
+  if (root) {  // written aside, then moved into place: a stopped run leaves no half model
+    std::map<std::string, torch::Tensor> tensors;
+    for (const auto& [name, w] : model.named_weights()) tensors[name] = w.detach();
+    TensorMapSource source(mc, std::move(tensors), "pretrained model");
+    const std::string tmp = cfg.out + ".tmp-" + std::to_string(::getpid());
+    const auto parent = std::filesystem::path(cfg.out).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+    std::filesystem::remove_all(tmp);
+    write_hf_llama_directory(source, tmp, "f32");
+    nlohmann::json j = {{"config", key},
+                        {"data_fingerprint", std::to_string(corpus.fingerprint)},
+                        {"tokenizer", cfg.tokenizer},
+                        {"steps", r.steps},
+                        {"parameters", r.parameters},
+                        {"train_tokens", r.train_tokens},
+                        {"val_tokens", r.val_tokens},
+                        {"initial_val_loss", r.initial_val_loss},
+                        {"final_val_loss", r.final_val_loss},
+                        {"seconds", r.seconds},
+                        {"tokens_per_s", r.tokens_per_s},
+                        {"world_size", ranks.world()}};
+    std::ofstream(stamp_path(tmp)) << j.dump(2) << "\n";
+    std::filesystem::remove_all(cfg.out);
+    std::filesystem::rename(tmp, cfg.out);
+    spdlog::info("pretrain: wrote {}", cfg.out);
+  }
+  if (ranks.world() > 1) comm->barrier(CommTag::kControl);
+  return r;
+}
+
+}  // namespace sparc
