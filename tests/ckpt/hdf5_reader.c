@@ -15,6 +15,14 @@ static void fail(const char* what) {
   failures++;
 }
 
+/* Strings in the format are variable-length UTF-8 (docs/checkpoint-format.md). */
+static hid_t utf8_string(void) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
 static long long attr_i64(hid_t obj, const char* name) {
   long long v = -1;
   if (H5Aexists(obj, name) <= 0) { fail(name); return v; }
@@ -28,8 +36,7 @@ static void attr_str(hid_t obj, const char* name, char* out, size_t size) {
   out[0] = '\0';
   if (H5Aexists(obj, name) <= 0) { fail(name); return; }
   hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-  hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, H5T_VARIABLE);
+  hid_t t = utf8_string();
   char* s = NULL;
   if (H5Aread(a, t, &s) < 0 || s == NULL) fail(name);
   else { snprintf(out, size, "%s", s); H5free_memory(s); }
@@ -53,6 +60,7 @@ static int shape(hid_t file, const char* path, hsize_t* dims) {
 }
 
 int main(int argc, char** argv) {
+  setvbuf(stdout, NULL, _IONBF, 0);
   if (argc != 2) { fprintf(stderr, "usage: hdf5_reader CHECKPOINT.h5\n"); return 2; }
   hid_t f = H5Fopen(argv[1], H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) { printf("cannot open %s\n", argv[1]); return 1; }
@@ -66,8 +74,7 @@ int main(int argc, char** argv) {
   /* The resolved config: a scalar variable-length string. */
   if (H5Lexists(f, "config", H5P_DEFAULT) > 0) {
     hid_t d = H5Dopen2(f, "config", H5P_DEFAULT);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    hid_t t = utf8_string();
     char* s = NULL;
     if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, &s) < 0 || !s) fail("config");
     else { printf("config_has_method %d\n", strstr(s, "method:") != NULL); H5free_memory(s); }
@@ -90,8 +97,7 @@ int main(int argc, char** argv) {
   hsize_t dims[4] = {0, 0, 0, 0};
   if (shape(f, "tasks", dims) == 1 && dims[0] > 0) {
     hid_t d = H5Dopen2(f, "tasks", H5P_DEFAULT);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
+    hid_t t = utf8_string();
     char** names = calloc(dims[0], sizeof(char*));
     H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, names);
     printf("first_task %s\n", names[0]);

@@ -56,6 +56,9 @@ kill_and_resume() {
   [ $rc -ne 0 ] || fail "$name: the injected kill ($fault) did not stop the run"
   [ ! -f "$work/$name/results.json" ] || fail "$name: results.json written despite the kill"
   ls "$work/$name/checkpoints" | sed "s/^/  $name: /"
+  if [[ $fault == kill@checkpoint-write* ]]; then
+    compgen -G "$work/$name/checkpoints/*.h5.tmp" > /dev/null || fail "$name: no partly written .tmp left"
+  fi
   SPARC_FAULT= SPARC_FAULT_RANK= run "$np" "$name" --resume auto > "$work/$name.resume.log" 2>&1 ||
     { tail -5 "$work/$name.resume.log"; fail "$name: resume failed"; }
   grep -a -q "resuming from" "$work/$name.resume.log" || fail "$name: did not resume from a checkpoint"
@@ -98,8 +101,9 @@ if [ "$mode" = 1rank ]; then
   echo "reference: $(ls "$work/ref1/checkpoints" | tr '\n' ' ')"
   kill_and_resume 1 kill_step5 ref1 kill@step:5
   kill_and_resume 1 kill_step11 ref1 kill@step:11
-  kill_and_resume 1 kill_write3 ref1 kill@checkpoint-write:3
-  ls "$work/kill_write3/checkpoints" >/dev/null
+  # The 5th write is task 0's end (steps 2, 4, 6, 8, 8-end): resume from the
+  # checkpoint of its last step, whose epoch end (early stopping) is still to come.
+  kill_and_resume 1 kill_write5 ref1 kill@checkpoint-write:5
   sigterm 1 term1 ref1
 
   # Damaged newest checkpoint: named, skipped, the previous one used, same results.
@@ -107,7 +111,7 @@ if [ "$mode" = 1rank ]; then
     d="$work/damaged_$damage"
     cp -r "$work/ref1" "$d"
     rm "$d/results.json" "$d/library.safetensors"
-    newest=$(ls "$d/checkpoints"/ckpt-*.h5 | sort | tail -1)
+    newest="$d/checkpoints/$(cat "$d/checkpoints/latest")"
     size=$(stat -c %s "$newest")
     if [ $damage = truncate ]; then
       truncate -s $((size / 2)) "$newest"
@@ -132,13 +136,13 @@ PY
   rc=$?
   [ $rc -eq 2 ] || fail "changed train.lr: exit $rc, expected 2"
   grep -a -q "train.lr" "$work/refuse.log" || fail "changed train.lr: key not named"
-  run 1 ref1 --resume auto --set tasks.0.template="{text}. About" > "$work/refuse2.log" 2>&1
+  run 1 ref1 --resume auto --set tasks.0.test="$root/configs/data/tiny-ti/mood/test.jsonl" > "$work/refuse2.log" 2>&1
   [ $? -eq 2 ] && grep -a -q "tasks\[0\].*already done" "$work/refuse2.log" ||
     fail "changed task 0 not refused as done"
   echo "ok: changed config refused: $(grep -a -m1 'train.lr' "$work/refuse.log" | head -c 160)"
 
   # The HDF5 C API reads the layout by names alone.
-  newest=$(ls "$work/ref1/checkpoints"/ckpt-*.h5 | sort | tail -1)
+  newest="$work/ref1/checkpoints/$(cat "$work/ref1/checkpoints/latest")"
   "$reader" "$newest" > "$work/reader.out" || { cat "$work/reader.out"; fail "HDF5 C reader"; }
   grep -q "^format sparc-checkpoint$" "$work/reader.out" || fail "format attribute"
   grep -q "^library/nature/Z 8 16$" "$work/reader.out" || fail "library/nature/Z is not [P=8, k=16]"
