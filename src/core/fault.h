@@ -5,7 +5,7 @@
 //           gradient all-reduce; a resumed run continues the count)
 //           checkpoint-write (the N-th checkpoint this process writes, after
 //           part of its .tmp file is on disk: a write cut short)
-// SPARC_FAULT_RANK=R limits it to the process whose rank is R.
+// SPARC_FAULT_RANK=R limits it to the process whose rank is R (unset or empty: every rank).
 #pragma once
 
 #include <cstdint>
