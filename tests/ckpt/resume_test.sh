@@ -9,11 +9,13 @@
 #           gives exit 75 within seconds with a checkpoint of that step, and
 #           resuming from it matches; a changed config is refused; the file
 #           reads with the HDF5 C API by names alone; export-peft runs.
+#   methods: kill and resume for prompt, lora and full (task-incremental)
+#           and sparc, sparc+lora (domain-incremental, routing): bit-identical.
 #   2ranks: the same kills under mpirun -np 2 (bit-identical to an
 #           uninterrupted 2-rank run), SIGTERM on both ranks, and resuming a
 #           2-rank checkpoint on 1 rank and a 1-rank checkpoint on 2 ranks
 #           (tensors within 1e-5, the same accuracy matrix).
-# Usage: resume_test.sh SPARC_BINARY PROJECT_ROOT HDF5_READER 1rank|2ranks
+# Usage: resume_test.sh SPARC_BINARY PROJECT_ROOT HDF5_READER 1rank|methods|2ranks
 set -u
 sparc=$1
 root=$2
@@ -161,6 +163,16 @@ PY
     [ -f "$work/peft/$f" ] || fail "export-peft: no $f"
   done
   echo "ok: inspect and export-peft"
+elif [ "$mode" = methods ]; then
+  for combo in prompt:task lora:task full:task sparc:domain sparc+lora:domain; do
+    method=${combo%%:*}
+    cfg="$root/configs/tiny-${combo##*:}-incremental.yaml"
+    sets=(--set method=$method --set train.epochs=2 --set train.max_train_examples=48
+          --set eval.max_examples=40 --set checkpoint.every_steps=3 --set train.lr=0.01)
+    name=${method/+/_}_${combo##*:}
+    run 1 "$name" > "$work/$name.log" 2>&1 || { tail -5 "$work/$name.log"; fail "$name reference run failed"; }
+    kill_and_resume 1 "${name}_killed" "$name" kill@step:8
+  done
 else
   run 2 ref2 > "$work/ref2.log" 2>&1 || { tail -20 "$work/ref2.log"; fail "2-rank reference run failed"; }
   kill_and_resume 2 kill2_step7 ref2 kill@step:7 1
