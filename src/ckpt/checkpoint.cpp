@@ -291,7 +291,16 @@ bool parse_name(const std::string& name, std::int64_t& step, int& end) {
 }
 
 volatile std::sig_atomic_t g_stop_signal = 0;
-extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+// The first signal asks for a stop at the next step's end; a second one (an
+// impatient Ctrl-C) ends the process at once. Only async-signal-safe calls.
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+    return;
+  }
+  g_stop_signal = sig;
+}
 
 }  // namespace
 

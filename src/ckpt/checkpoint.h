@@ -158,7 +158,8 @@ std::vector<std::string> resume_conflicts(const RunConfig& now, const RunConfig&
                                           std::size_t tasks_started);
 
 // SIGTERM / SIGINT set a flag (async-signal-safe) instead of killing the
-// process; the trainer polls it once per optimizer step.
+// process; the trainer polls it once per optimizer step. A second signal
+// ends the process at once.
 void install_stop_signal_handlers();
 bool stop_signal_received();
 

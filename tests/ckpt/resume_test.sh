@@ -141,6 +141,11 @@ PY
   run 1 ref1 --resume auto --set tasks.0.test="$root/configs/data/tiny-ti/mood/test.jsonl" > "$work/refuse2.log" 2>&1
   [ $? -eq 2 ] && grep -a -q "tasks\[0\].*already done" "$work/refuse2.log" ||
     fail "changed task 0 not refused as done"
+  # Another base model (here: one byte longer, so its fingerprint differs) is refused.
+  cp "$model" "$work/other.bin" && printf 'x' >> "$work/other.bin"
+  run 1 ref1 --resume auto --set model.path="$work/other.bin" > "$work/refuse3.log" 2>&1
+  [ $? -eq 2 ] && grep -a -q "the base model differs" "$work/refuse3.log" ||
+    fail "another base model not refused"
   echo "ok: changed config refused: $(grep -a -m1 'train.lr' "$work/refuse.log" | head -c 160)"
 
   # The HDF5 C API reads the layout by names alone.
