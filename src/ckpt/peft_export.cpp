@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <set>
 
 #include "core/error.h"
@@ -56,10 +57,46 @@ std::string write_prompt(const TrainingState& st, const torch::Tensor& prompt, c
   return dir;
 }
 
-std::string write_lora(const TrainingState& st, const std::map<std::string, CkptLora>& lora,
+// gpt2 computes q, k and v with one Conv1D (c_attn, output [q; k; v], D
+// rows each): its separate adapters become one adapter on c_attn of rank
+// n * r (A stacked, B block-diagonal into the q/k/v row ranges), with alpha
+// scaled by n so the scale alpha / r is unchanged.
+void fuse_gpt2_qkv(const std::map<std::string, CkptLora>& lora, std::int64_t dim,
+                   std::map<std::string, CkptLora>& out, std::int64_t& fused_count) {
+  std::map<std::string, std::vector<std::pair<int, const CkptLora*>>> by_layer;
+  for (const auto& [site, ad] : lora) {
+    const auto dot = site.find_last_of('.');
+    const std::string target = site.substr(dot + 1);
+    const int part = target == "q" ? 0 : target == "k" ? 1 : target == "v" ? 2 : -1;
+    if (part < 0) out[site] = ad;
+    else by_layer[site.substr(0, dot)].emplace_back(part, &ad);
+  }
+  for (auto& [layer, parts] : by_layer) {
+    std::sort(parts.begin(), parts.end());
+    const std::int64_t r = parts[0].second->a.size(0), n = std::int64_t(parts.size());
+    std::vector<torch::Tensor> as;
+    auto b = torch::zeros({3 * dim, n * r}, torch::kFloat32);
+    for (std::int64_t i = 0; i < n; ++i) {
+      as.push_back(parts[i].second->a.to(torch::kFloat32));
+      b.slice(0, parts[i].first * dim, (parts[i].first + 1) * dim).slice(1, i * r, (i + 1) * r)
+          .copy_(parts[i].second->b);
+    }
+    out[layer + ".qkv"] = {torch::cat(as, 0), b};
+    fused_count = n;
+  }
+}
+
+std::string write_lora(const TrainingState& st, const std::map<std::string, CkptLora>& adapters,
                        const std::string& dir) {
   const YAML::Node config = YAML::Load(st.config_yaml);
   const auto l = config["lora"];
+  const double alpha = l["alpha"].as<double>();
+  std::map<std::string, CkptLora> lora = adapters;
+  std::int64_t fused = 0;
+  if (st.arch == "gpt2") {
+    lora.clear();
+    fuse_gpt2_qkv(adapters, st.dim, lora, fused);
+  }
   SafetensorsWriter w;
   std::set<std::string> targets;
   std::int64_t r = 0;
@@ -68,26 +105,32 @@ std::string write_lora(const TrainingState& st, const std::map<std::string, Ckpt
     add_f32(w, "base_model.model." + path + ".lora_A.weight", ad.a);
     add_f32(w, "base_model.model." + path + ".lora_B.weight", ad.b);
     targets.insert(leaf(path));
-    r = ad.a.size(0);
+    if (leaf(path) != "c_attn") r = ad.a.size(0);
   }
+  if (r == 0 && fused > 0) r = lora.begin()->second.a.size(0) / fused;
   make_directories(dir);
   w.set_metadata("format", "pt");
   w.write(dir + "/adapter_model.safetensors");
+  nlohmann::json rank_pattern = nlohmann::json::object(), alpha_pattern = nlohmann::json::object();
+  if (fused > 1) {
+    rank_pattern["c_attn"] = r * fused;
+    alpha_pattern["c_attn"] = alpha * double(fused);
+  }
   nlohmann::json cfg = {
       {"peft_type", "LORA"},
       {"task_type", "CAUSAL_LM"},
       {"r", r},
-      {"lora_alpha", l["alpha"].as<double>()},
+      {"lora_alpha", alpha},
       {"lora_dropout", l["dropout"].as<double>()},
       {"target_modules", std::vector<std::string>(targets.begin(), targets.end())},
       {"bias", "none"},
-      {"fan_in_fan_out", false},
+      {"fan_in_fan_out", st.arch == "gpt2"},  // gpt2's Conv1D stores [in, out]
       {"modules_to_save", nullptr},
       {"init_lora_weights", true},
       {"layers_to_transform", nullptr},
       {"layers_pattern", nullptr},
-      {"rank_pattern", nlohmann::json::object()},
-      {"alpha_pattern", nlohmann::json::object()},
+      {"rank_pattern", rank_pattern},
+      {"alpha_pattern", alpha_pattern},
       {"base_model_name_or_path", st.model_path},
       {"revision", nullptr},
       {"inference_mode", true},
@@ -110,11 +153,12 @@ std::string hf_module_path(const std::string& arch, const std::string& site) {
     return "model.layers." + index + ".mlp." + target + "_proj";
   }
   if (arch == "gpt2") {
+    if (target == "qkv") return "transformer.h." + index + ".attn.c_attn";  // fused q, k, v
     if (target == "o") return "transformer.h." + index + ".attn.c_proj";
     if (target == "up") return "transformer.h." + index + ".mlp.c_fc";
     if (target == "down") return "transformer.h." + index + ".mlp.c_proj";
-    throw InputError(site, "gpt2 fuses q, k and v into one c_attn projection: its separate '" +
-                               target + "' adapters have no PEFT module to attach to");
+    throw InputError(site, "gpt2 has no separate '" + target +
+                               "' module (q, k and v are exported fused, as c_attn)");
   }
   throw InputError(site, "no Hugging Face module names known for architecture '" + arch + "'");
 }

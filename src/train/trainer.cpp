@@ -1156,18 +1156,17 @@ RunResults ContinualTrainer::run() {
   if (s.resumed) {
     first_task = s.restore_run(r, routed_right);
     if (!s.resumed->in_task) s.resumed.reset();
-  } else {
-  // ---- end of hook ----
-  s.compute_subspaces();
+  } else {  // a fresh run: subspaces, zero-shot row, perplexity before
+    s.compute_subspaces();
 
-  for (size_t j = 0; j < s.data.size(); ++j) {
-    r.test_sizes.push_back(std::int64_t(s.data[j].test.size()));
-    r.zero_shot.push_back(s.accuracy_with(j, nullptr));
-    spdlog::info("task '{}': zero-shot accuracy {:.4f} ({} test examples)", s.data[j].name,
-                 r.zero_shot.back(), s.data[j].test.size());
-  }
-  r.ppl_before = s.perplexity();
-  if (s.cfg.method == "lora") s.shared_lora = s.fresh_lora(0);
+    for (size_t j = 0; j < s.data.size(); ++j) {
+      r.test_sizes.push_back(std::int64_t(s.data[j].test.size()));
+      r.zero_shot.push_back(s.accuracy_with(j, nullptr));
+      spdlog::info("task '{}': zero-shot accuracy {:.4f} ({} test examples)", s.data[j].name,
+                   r.zero_shot.back(), s.data[j].test.size());
+    }
+    r.ppl_before = s.perplexity();
+    if (s.cfg.method == "lora") s.shared_lora = s.fresh_lora(0);
   }
   r.model_params = s.model->parameter_count();
   r.trainable_params = s.trainable_per_task();
@@ -1177,15 +1176,15 @@ RunResults ContinualTrainer::run() {
     if (s.resumed) {  // resume hook: the interrupted task continues from its saved state
       entry = s.from_ckpt(s.resumed->current, true);
     } else {
-    entry = s.initial_entry(t, s.is_root());
-    // The coordinator's initialisation is the one every rank trains from.
-    if (entry.z.defined()) {
-      s.from_root(entry.z, CommTag::kControl);
-      entry.z_init = entry.z.clone();
-      entry.prompt = prompt_embeddings(entry.z, entry.subspace).to(torch::kFloat32);
-    } else if (entry.prompt.defined()) {
-      s.from_root(entry.prompt, CommTag::kControl);
-    }
+      entry = s.initial_entry(t, s.is_root());
+      // The coordinator's initialisation is the one every rank trains from.
+      if (entry.z.defined()) {
+        s.from_root(entry.z, CommTag::kControl);
+        entry.z_init = entry.z.clone();
+        entry.prompt = prompt_embeddings(entry.z, entry.subspace).to(torch::kFloat32);
+      } else if (entry.prompt.defined()) {
+        s.from_root(entry.prompt, CommTag::kControl);
+      }
     }
     s.train_task(t, entry);
     s.library.push_back(std::move(entry));

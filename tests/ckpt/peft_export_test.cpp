@@ -162,5 +162,58 @@ TEST(PeftExport, RefusalsNameTheReason) {
   EXPECT_THROW(hf_module_path("gpt2", "layers.2.q"), InputError);
 }
 
+// gpt2 (GPT2LMHeadModel): q, k, v live in one Conv1D, transformer.h.<i>.attn.c_attn,
+// whose output is [q; k; v] (D rows each). PEFT adapts c_attn as a whole, so a
+// layer's q and v adapters (rank r each) become one of rank 2r: lora_A stacks
+// A_q over A_v, lora_B holds B_q in the q rows (first r columns) and B_v in
+// the v rows (last r columns), zeros elsewhere; rank_pattern/alpha_pattern give
+// c_attn rank 2r and alpha 2 * alpha, so the scale alpha / r is unchanged.
+TEST(PeftExport, Gpt2FusesQkvAdaptersIntoCAttn) {
+  auto s = trained("lora");
+  s.arch = "gpt2";
+  s.shared_lora.clear();
+  const std::int64_t D = 64, r = 4;
+  for (int l = 0; l < 2; ++l) {
+    s.shared_lora["layers." + std::to_string(l) + ".q"] = {torch::randn({r, D}), torch::randn({D, r})};
+    s.shared_lora["layers." + std::to_string(l) + ".v"] = {torch::randn({r, D}), torch::randn({D, r})};
+    s.shared_lora["layers." + std::to_string(l) + ".o"] = {torch::randn({r, D}), torch::randn({D, r})};
+  }
+  const std::string out = test::make_temp_dir() + "/peft";
+  export_peft(s, "nature", out);
+  auto cfg = nlohmann::json::parse(read_text_file(out + "/adapter_config.json"));
+  EXPECT_EQ(cfg["target_modules"], nlohmann::json({"c_attn", "c_proj"}));
+  EXPECT_EQ(cfg["r"], 4);
+  EXPECT_EQ(cfg["lora_alpha"], 8.0);
+  EXPECT_EQ(cfg["rank_pattern"], nlohmann::json({{"c_attn", 8}}));
+  EXPECT_EQ(cfg["alpha_pattern"], nlohmann::json({{"c_attn", 16.0}}));
+  EXPECT_EQ(cfg["fan_in_fan_out"], true);
+
+  SafetensorsReader rd(out + "/adapter_model.safetensors");
+  std::map<std::string, std::vector<std::int64_t>> shapes;
+  for (const auto& t : rd.tensors()) shapes[t.name] = t.shape;
+  std::map<std::string, std::vector<std::int64_t>> expected;
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "base_model.model.transformer.h." + std::to_string(l) + ".attn.";
+    expected[p + "c_attn.lora_A.weight"] = {2 * r, D};
+    expected[p + "c_attn.lora_B.weight"] = {3 * D, 2 * r};
+    expected[p + "c_proj.lora_A.weight"] = {r, D};
+    expected[p + "c_proj.lora_B.weight"] = {D, r};
+  }
+  EXPECT_EQ(shapes, expected);
+  // The fused adapter computes exactly the q and v updates, and nothing for k.
+  auto a = torch::empty({2 * r, D}), b = torch::empty({3 * D, 2 * r});
+  rd.read("base_model.model.transformer.h.1.attn.c_attn.lora_A.weight", a.data_ptr());
+  rd.read("base_model.model.transformer.h.1.attn.c_attn.lora_B.weight", b.data_ptr());
+  auto x = torch::randn({5, D});
+  auto fused = torch::matmul(torch::matmul(x, a.t()), b.t());  // [5, 3D]
+  const auto& q = s.shared_lora.at("layers.1.q");
+  const auto& v = s.shared_lora.at("layers.1.v");
+  auto want_q = torch::matmul(torch::matmul(x, q.a.t()), q.b.t());
+  auto want_v = torch::matmul(torch::matmul(x, v.a.t()), v.b.t());
+  EXPECT_TRUE(torch::allclose(fused.slice(1, 0, D), want_q, 1e-5, 1e-5));
+  EXPECT_TRUE(torch::equal(fused.slice(1, D, 2 * D), torch::zeros({5, D})));
+  EXPECT_TRUE(torch::allclose(fused.slice(1, 2 * D, 3 * D), want_v, 1e-5, 1e-5));
+}
+
 }  // namespace
 }  // namespace sparc
