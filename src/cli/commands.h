@@ -23,5 +23,7 @@ void add_eval_command(CLI::App& app, std::vector<Command>& commands);
 void add_bench_command(CLI::App& app, std::vector<Command>& commands);
 void add_pretrain_command(CLI::App& app, std::vector<Command>& commands);
 void add_prepare_data_command(CLI::App& app, std::vector<Command>& commands);
+void add_inspect_command(CLI::App& app, std::vector<Command>& commands);
+void add_export_peft_command(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace sparc::cli

@@ -10,7 +10,7 @@ namespace sparc {
 void fault_point(const std::string& point, std::int64_t count, int rank) {
   const char* spec = std::getenv("SPARC_FAULT");
   if (spec == nullptr || *spec == '\0') return;
-  if (const char* r = std::getenv("SPARC_FAULT_RANK"); r && std::atoi(r) != rank) return;
+  if (const char* r = std::getenv("SPARC_FAULT_RANK"); r && *r && std::atoi(r) != rank) return;
   const std::string s = spec;
   const auto at = s.find('@'), colon = s.rfind(':');
   if (at == std::string::npos || colon == std::string::npos || colon < at)
