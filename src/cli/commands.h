@@ -22,5 +22,6 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands);
 void add_eval_command(CLI::App& app, std::vector<Command>& commands);
 void add_bench_command(CLI::App& app, std::vector<Command>& commands);
 void add_prepare_data_command(CLI::App& app, std::vector<Command>& commands);
+void add_report_command(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace sparc::cli

@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   sparc::cli::add_random_model_command(app, commands);
   sparc::cli::add_bench_command(app, commands);
   sparc::cli::add_prepare_data_command(app, commands);
+  sparc::cli::add_report_command(app, commands);
 
   try {
     app.parse(argc, argv);
