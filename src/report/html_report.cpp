@@ -195,7 +195,8 @@ p.note, p.meta { color: #444; margin: 0.2em 0 0.6em; font-size: 0.93em; }
 code { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 0.92em; }
 table { border-collapse: collapse; font-size: 0.92em; margin: 0.4em 0 0.8em; }
 th, td { border: 1px solid #d0d0d0; padding: 4px 9px; text-align: left; vertical-align: top; }
-th { background: #f2f2f2; font-weight: 600; white-space: nowrap; }
+th { background: #f2f2f2; font-weight: 600; }
+td code { word-break: break-all; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.best { font-weight: 700; }
 td.reused { background: #dcecf7; font-weight: 700; }
@@ -273,11 +274,13 @@ void Page::metrics_table(const std::vector<const RunData*>& runs,
           "training it minus zero-shot. Forgetting: mean drop from each task's best accuracy. "
           "Retention: final over just-trained accuracy, mean over tasks. Trainable: parameters "
           "trained per task and their share of the model. Tokens/s: training throughput, mean "
-          "over tasks.</p>\n<div class=\"scroll\"><table class=\"metrics\">\n<thead><tr>"
+          "over tasks.";
+  if (domain) out_ += " Routing: share of test examples routed to their own task.";
+  out_ += "</p>\n<div class=\"scroll\"><table class=\"metrics\">\n<thead><tr>"
           "<th>method</th><th>ACC %</th><th>BWT</th><th>FWT</th><th>forgetting</th>"
           "<th>retention %</th><th>trainable / task</th><th>trainable %</th><th>tokens/s</th>";
-  if (domain) out_ += "<th>routing accuracy %</th>";
-  out_ += "<th>perplexity before &#8594; after</th><th>run directory</th></tr></thead>\n<tbody>\n";
+  if (domain) out_ += "<th>routing %</th>";
+  out_ += "<th>perplexity before &#8594; after</th><th>run</th></tr></thead>\n<tbody>\n";
   // The best value of a column is bold (ties included).
   auto best = [&](auto get, bool higher) {
     double b = kMissing;
@@ -326,8 +329,9 @@ void Page::metrics_table(const std::vector<const RunData*>& runs,
 void Page::heatmaps(const std::vector<const RunData*>& runs, const std::vector<std::string>& names) {
   out_ += "<h3>Accuracy matrices</h3>\n<p class=\"note\">Row <i>after task i</i>, column "
           "<i>task j</i>: test accuracy (%) on task j once task i is trained; the top row is the "
-          "untouched model (zero-shot). Entries right of the diagonal are measured before task j "
-          "is trained; the bottom row is the final accuracy.</p>\n<div class=\"grid\">\n";
+          "untouched model (zero-shot). Outlined: the diagonal, each task just after its training. "
+          "Entries right of it are measured before task j is trained; the bottom row is the final "
+          "accuracy.</p>\n<div class=\"grid\">\n";
   for (size_t i = 0; i < runs.size(); ++i) out_ += heatmap(*runs[i], names[i]);
   out_ += "</div>\n";
 }
@@ -350,7 +354,7 @@ std::string Page::heatmap(const RunData& run, const std::string& name) {
   const double gap = zs ? 8 : 0;  // zero-shot row sits apart from the matrix
   const double rows_h = cell * double(run.accuracy.size()) + (zs ? cell + gap : 0);
   const double grid_w = cell * double(T);
-  const double bottom_labels = rotate ? col_label_w * 0.72 + 16 : 20;
+  const double bottom_labels = rotate ? col_label_w * 0.66 + 12 : 20;
   const double legend_x = left + grid_w + 18;
   const double width = legend_x + 58;
   const double height = top + rows_h + bottom_labels + 26;
@@ -386,8 +390,11 @@ std::string Page::heatmap(const RunData& run, const std::string& name) {
     draw_row(y, "zero-shot", run.zero_shot, "zero-shot");
     y += cell + gap;
   }
-  for (size_t i = 0; i < run.accuracy.size(); ++i, y += cell)
+  for (size_t i = 0; i < run.accuracy.size(); ++i, y += cell) {
     draw_row(y, run.tasks[i], run.accuracy[i], "after-" + std::to_string(i));
+    s += rect(left + cell * double(i) + 1.5, y + 1.5, cell - 3, cell - 3,
+              "fill=\"none\" stroke=\"#1a1a1a\" stroke-width=\"2\"");
+  }
 
   // Column labels, the axis titles.
   const double label_y = top + rows_h + 14;
@@ -431,7 +438,7 @@ void Page::forgetting_chart(const std::vector<const RunData*>& runs,
   for (const auto* r : runs)
     for (double v : {r->forgetting, r->bwt})
       if (std::isfinite(v)) lo = std::min(lo, 100 * v), hi = std::max(hi, 100 * v);
-  if (hi - lo < 1) hi = lo + 1;  // an all-zero chart still has an axis
+  if (hi - lo < 5) hi = lo + 5;  // an all-zero chart still has an axis, in whole points
   const auto ticks = nice_ticks(lo, hi, 5);
   lo = ticks.front(), hi = ticks.back();
   const int dec = tick_decimals(ticks);
