@@ -1,6 +1,7 @@
 #include "report/html_report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -43,7 +44,7 @@ std::string pts(double v) {
 }
 
 // Percentage points, unsigned (forgetting is never negative).
-std::string points(double v) { return std::isfinite(v) ? num(100 * v, 1) : "n/a"; }
+std::string points(double v) { return pct(v); }
 
 std::string with_thousands(std::int64_t n) {
   std::string digits = std::to_string(n < 0 ? -n : n), out;
@@ -59,7 +60,9 @@ std::string viridis(double t) {
   const double x = t * 10;
   const int i = std::min(9, int(x));
   const double f = x - i;
-  auto channel = [](const char* hex, int k) { return std::stoi(std::string(hex + 1 + 2 * k, 2), nullptr, 16); };
+  auto channel = [](const char* hex, int k) {
+    return std::stoi(std::string(hex + 1 + 2 * k, 2), nullptr, 16);
+  };
   char buf[8];
   int rgb[3];
   for (int k = 0; k < 3; ++k)
@@ -103,9 +106,9 @@ int tick_decimals(const std::vector<double>& ticks) {
 }
 
 std::string svg_open(const std::string& cls, double w, double h, const std::string& label) {
-  return "<svg class=\"" + cls + "\" width=\"" + px(w) +
-         "\" height=\"" + px(h) + "\" viewBox=\"0 0 " + px(w) + " " + px(h) +
-         "\" role=\"img\" aria-label=\"" + escape(label) + "\">\n";
+  return "<svg class=\"" + cls + "\" width=\"" + px(w) + "\" height=\"" + px(h) +
+         "\" viewBox=\"0 0 " + px(w) + " " + px(h) + "\" role=\"img\" aria-label=\"" +
+         escape(label) + "\">\n";
 }
 std::string text(double x, double y, const std::string& s, const std::string& attrs = "") {
   return "<text x=\"" + px(x) + "\" y=\"" + px(y) + "\"" + (attrs.empty() ? "" : " " + attrs) +
@@ -119,12 +122,12 @@ std::string label(double x, double y, const std::string& s, size_t max, const st
   return out + escape(shown) + "</text>\n";
 }
 std::string line(double x1, double y1, double x2, double y2, const std::string& attrs) {
-  return "<line x1=\"" + px(x1) + "\" y1=\"" + px(y1) + "\" x2=\"" + px(x2) + "\" y2=\"" +
-         px(y2) + "\" " + attrs + "/>\n";
+  return "<line x1=\"" + px(x1) + "\" y1=\"" + px(y1) + "\" x2=\"" + px(x2) + "\" y2=\"" + px(y2) +
+         "\" " + attrs + "/>\n";
 }
 std::string rect(double x, double y, double w, double h, const std::string& attrs) {
-  return "<rect x=\"" + px(x) + "\" y=\"" + px(y) + "\" width=\"" + px(w) + "\" height=\"" +
-         px(h) + "\" " + attrs + "/>\n";
+  return "<rect x=\"" + px(x) + "\" y=\"" + px(y) + "\" width=\"" + px(w) + "\" height=\"" + px(h) +
+         "\" " + attrs + "/>\n";
 }
 
 std::string setting_title(const std::string& setting) {
@@ -175,7 +178,8 @@ class Page {
   std::string heatmap(const RunData& run, const std::string& name);
   void forgetting_chart(const std::vector<const RunData*>& runs,
                         const std::vector<std::string>& names);
-  void routing_chart(const std::vector<const RunData*>& runs, const std::vector<std::string>& names);
+  void routing_chart(const std::vector<const RunData*>& runs,
+                     const std::vector<std::string>& names);
   void loss_curves(const std::vector<const RunData*>& runs, const std::vector<std::string>& names);
   std::string loss_chart(const RunData& run, const std::string& name);
   void reuse_tables(const std::vector<const RunData*>& runs, const std::vector<std::string>& names);
@@ -212,14 +216,16 @@ svg text.cell { font-variant-numeric: tabular-nums; }
 std::string Page::render(const std::vector<RunData>& runs) {
   out_ += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n";
   out_ += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"/>\n";
-  out_ += "<title>sparc report</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n";
+  out_ +=
+      "<title>sparc report</title>\n<style>" + std::string(kStyle) + "</style>\n</head>\n<body>\n";
   out_ += "<h1>sparc continual-learning report</h1>\n";
   out_ += "<p class=\"meta\">" + std::to_string(runs.size()) + " run" +
           (runs.size() == 1 ? "" : "s") + ": ";
   for (size_t i = 0; i < runs.size(); ++i)
     out_ += (i ? ", " : "") + std::string("<code>") + escape(runs[i].dir) + "</code>";
-  out_ += ". Accuracies are percentages of the test split; BWT, FWT and forgetting are in "
-          "percentage points.</p>\n";
+  out_ +=
+      ". Accuracies are percentages of the test split; BWT, FWT and forgetting are in "
+      "percentage points.</p>\n";
 
   // Settings in a fixed order, then any other in order of appearance.
   std::vector<std::string> settings = {"task-incremental", "domain-incremental"};
@@ -269,16 +275,18 @@ std::string Page::render(const std::vector<RunData>& runs) {
 
 void Page::metrics_table(const std::vector<const RunData*>& runs,
                          const std::vector<std::string>& names, bool domain) {
-  out_ += "<h3>Metrics</h3>\n<p class=\"note\">ACC: mean final accuracy. BWT: mean change on "
-          "earlier tasks after the last one (negative: forgetting). FWT: accuracy on a task before "
-          "training it minus zero-shot. Forgetting: mean drop from each task's best accuracy. "
-          "Retention: final over just-trained accuracy, mean over tasks. Trainable: parameters "
-          "trained per task and their share of the model. Tokens/s: training throughput, mean "
-          "over tasks.";
+  out_ +=
+      "<h3>Metrics</h3>\n<p class=\"note\">ACC: mean final accuracy. BWT: mean change on "
+      "earlier tasks after the last one (negative: forgetting). FWT: accuracy on a task before "
+      "training it minus zero-shot. Forgetting: mean drop from each task's best accuracy. "
+      "Retention: final over just-trained accuracy, mean over tasks. Trainable: parameters "
+      "trained per task and their share of the model. Tokens/s: training throughput, mean "
+      "over tasks.";
   if (domain) out_ += " Routing: share of test examples routed to their own task.";
-  out_ += "</p>\n<div class=\"scroll\"><table class=\"metrics\">\n<thead><tr>"
-          "<th>method</th><th>ACC %</th><th>BWT</th><th>FWT</th><th>forgetting</th>"
-          "<th>retention %</th><th>trainable / task</th><th>trainable %</th><th>tokens/s</th>";
+  out_ +=
+      "</p>\n<div class=\"scroll\"><table class=\"metrics\">\n<thead><tr>"
+      "<th>method</th><th>ACC %</th><th>BWT</th><th>FWT</th><th>forgetting</th>"
+      "<th>retention %</th><th>trainable / task</th><th>trainable %</th><th>tokens/s</th>";
   if (domain) out_ += "<th>routing %</th>";
   out_ += "<th>perplexity before &#8594; after</th><th>run</th></tr></thead>\n<tbody>\n";
   // The best value of a column is bold (ties included).
@@ -294,13 +302,13 @@ void Page::metrics_table(const std::vector<const RunData*>& runs,
   const double best_bwt = best([](const RunData& r) { return r.bwt; }, true);
   const double best_fgt = best([](const RunData& r) { return r.forgetting; }, false);
   auto cell = [&](const std::string& metric, const std::string& value, bool is_best) {
-    out_ += "<td class=\"num" + std::string(is_best ? " best" : "") + "\" data-metric=\"" +
-            metric + "\">" + escape(value) + "</td>";
+    out_ += "<td class=\"num" + std::string(is_best ? " best" : "") + "\" data-metric=\"" + metric +
+            "\">" + escape(value) + "</td>";
   };
   for (size_t i = 0; i < runs.size(); ++i) {
     const RunData& r = *runs[i];
-    out_ += "<tr data-run=\"" + escape(names[i]) + "\"><th scope=\"row\">" + escape(names[i]) +
-            "</th>";
+    out_ +=
+        "<tr data-run=\"" + escape(names[i]) + "\"><th scope=\"row\">" + escape(names[i]) + "</th>";
     const bool several = runs.size() > 1;
     cell("acc", pct(r.acc), several && pct(r.acc) == pct(best_acc));
     cell("bwt", pts(r.bwt), several && pts(r.bwt) == pts(best_bwt));
@@ -313,7 +321,8 @@ void Page::metrics_table(const std::vector<const RunData*>& runs,
     if (std::isfinite(r.trainable_fraction))
       std::snprintf(frac, sizeof frac, "%.3g", 100 * r.trainable_fraction);
     cell("trainable_pct", frac, false);
-    cell("tokens_per_s", std::isfinite(r.tokens_per_s) ? with_thousands(std::llround(r.tokens_per_s)) : "n/a",
+    cell("tokens_per_s",
+         std::isfinite(r.tokens_per_s) ? with_thousands(std::llround(r.tokens_per_s)) : "n/a",
          false);
     if (domain) cell("routing", pct(r.routing_accuracy), false);
     cell("ppl",
@@ -326,12 +335,14 @@ void Page::metrics_table(const std::vector<const RunData*>& runs,
   out_ += "</tbody></table></div>\n";
 }
 
-void Page::heatmaps(const std::vector<const RunData*>& runs, const std::vector<std::string>& names) {
-  out_ += "<h3>Accuracy matrices</h3>\n<p class=\"note\">Row <i>after task i</i>, column "
-          "<i>task j</i>: test accuracy (%) on task j once task i is trained; the top row is the "
-          "untouched model (zero-shot). Outlined: the diagonal, each task just after its training. "
-          "Entries right of it are measured before task j is trained; the bottom row is the final "
-          "accuracy.</p>\n<div class=\"grid\">\n";
+void Page::heatmaps(const std::vector<const RunData*>& runs,
+                    const std::vector<std::string>& names) {
+  out_ +=
+      "<h3>Accuracy matrices</h3>\n<p class=\"note\">Row <i>after task i</i>, column "
+      "<i>task j</i>: test accuracy (%) on task j once task i is trained; the top row is the "
+      "untouched model (zero-shot). Outlined: the diagonal, each task just after its training. "
+      "Entries right of it are measured before task j is trained; the bottom row is the final "
+      "accuracy.</p>\n<div class=\"grid\">\n";
   for (size_t i = 0; i < runs.size(); ++i) out_ += heatmap(*runs[i], names[i]);
   out_ += "</div>\n";
 }
@@ -370,7 +381,8 @@ std::string Page::heatmap(const RunData& run, const std::string& name) {
 
   auto draw_row = [&](double y, const std::string& row_name, const std::vector<double>& values,
                       const std::string& row_kind) {
-    s += label(left - 8, y + cell / 2 + 4, row_name, max_chars, "text-anchor=\"end\" font-size=\"12\"");
+    s += label(left - 8, y + cell / 2 + 4, row_name, max_chars,
+               "text-anchor=\"end\" font-size=\"12\"");
     s += "<g class=\"row\" data-row=\"" + row_kind + "\">\n";
     for (size_t j = 0; j < T; ++j) {
       const double v = values[j];
@@ -380,8 +392,8 @@ std::string Page::heatmap(const RunData& run, const std::string& name) {
                 "fill=\"" + (ok ? viridis(v) : std::string("#e0e0e0")) +
                     "\" stroke=\"#ffffff\" stroke-width=\"1.5\"");
       s += text(x + cell / 2, y + cell / 2 + font * 0.36, pct(v),
-                "class=\"cell\" text-anchor=\"middle\" font-size=\"" + px(font) + "\" style=\"fill:" +
-                    (ok ? ink_on(v) : "#1a1a1a") + "\"");
+                "class=\"cell\" text-anchor=\"middle\" font-size=\"" + px(font) +
+                    "\" style=\"fill:" + (ok ? ink_on(v) : "#1a1a1a") + "\"");
     }
     s += "</g>\n";
   };
@@ -410,13 +422,15 @@ std::string Page::heatmap(const RunData& run, const std::string& name) {
   s += text(left + grid_w / 2, height - 6, "evaluated on task j",
             "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\"");
   const double ay = top + rows_h / 2;
-  s += text(14, ay, "after training task i",
-            "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\" transform=\"rotate(-90 14 " +
-                px(ay) + ")\"");
+  s += text(
+      14, ay, "after training task i",
+      "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\" transform=\"rotate(-90 14 " +
+          px(ay) + ")\"");
 
   // Colour scale: 0 to 100 %, fixed so that methods compare at a glance.
   s += "<g class=\"legend\">\n";
-  s += rect(legend_x, top, 12, rows_h, "fill=\"url(#" + gid + ")\" stroke=\"#888\" stroke-width=\"0.5\"");
+  s += rect(legend_x, top, 12, rows_h,
+            "fill=\"url(#" + gid + ")\" stroke=\"#888\" stroke-width=\"0.5\"");
   for (int k = 0; k <= 4; ++k) {
     const double ty = top + rows_h * (1 - k / 4.0);
     s += line(legend_x + 12, ty, legend_x + 16, ty, "stroke=\"#555\"");
@@ -430,10 +444,11 @@ std::string Page::heatmap(const RunData& run, const std::string& name) {
 // Grouped bars per run: forgetting (>= 0) and BWT (usually <= 0), in points.
 void Page::forgetting_chart(const std::vector<const RunData*>& runs,
                             const std::vector<std::string>& names) {
-  out_ += "<h3>Forgetting and backward transfer</h3>\n<p class=\"note\">Per method: mean "
-          "forgetting (drop from each task's best accuracy; lower is better) and BWT (mean change on "
-          "earlier tasks after training the last one; 0 or above: no forgetting), in percentage "
-          "points.</p>\n";
+  out_ +=
+      "<h3>Forgetting and backward transfer</h3>\n<p class=\"note\">Per method: mean "
+      "forgetting (drop from each task's best accuracy; lower is better) and BWT (mean change on "
+      "earlier tasks after training the last one; 0 or above: no forgetting), in percentage "
+      "points.</p>\n";
   double lo = 0, hi = 0;
   for (const auto* r : runs)
     for (double v : {r->forgetting, r->bwt})
@@ -461,13 +476,15 @@ void Page::forgetting_chart(const std::vector<const RunData*>& runs,
   s += rect(left + 100, 8, 12, 12, std::string("fill=\"") + kBwtColour + "\"");
   s += text(left + 117, 18, "BWT", "font-size=\"12\"");
   for (double t : ticks) {
-    s += line(left, Y(t), left + plot_w, Y(t), t == 0 ? "stroke=\"#333\" stroke-width=\"1.2\"" : "stroke=\"#e3e3e3\"");
+    s += line(left, Y(t), left + plot_w, Y(t),
+              t == 0 ? "stroke=\"#333\" stroke-width=\"1.2\"" : "stroke=\"#e3e3e3\"");
     s += text(left - 6, Y(t) + 4, num(t, dec), "text-anchor=\"end\" font-size=\"11\"");
   }
   const double ay = top + plot_h / 2;
-  s += text(16, ay, "percentage points",
-            "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\" transform=\"rotate(-90 16 " +
-                px(ay) + ")\"");
+  s += text(
+      16, ay, "percentage points",
+      "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\" transform=\"rotate(-90 16 " +
+          px(ay) + ")\"");
   const double bar = std::min(34.0, (group - 24) / 2);
   for (size_t i = 0; i < runs.size(); ++i) {
     const double gx = left + group * double(i) + group / 2;
@@ -481,8 +498,7 @@ void Page::forgetting_chart(const std::vector<const RunData*>& runs,
         continue;
       }
       const double y0 = Y(std::max(0.0, 100 * v)), y1 = Y(std::min(0.0, 100 * v));
-      s += rect(x, y0, bar, std::max(1.0, y1 - y0),
-                std::string("fill=\"") + bars[b].second + "\"");
+      s += rect(x, y0, bar, std::max(1.0, y1 - y0), std::string("fill=\"") + bars[b].second + "\"");
       const double ty = v >= 0 ? y0 - 4 : y1 + 12;
       s += text(x + bar / 2, ty, b == 0 ? points(v) : pts(v),
                 std::string("class=\"value\" data-bar=\"") + (b == 0 ? "forgetting" : "bwt") +
@@ -504,9 +520,10 @@ void Page::forgetting_chart(const std::vector<const RunData*>& runs,
 
 void Page::routing_chart(const std::vector<const RunData*>& runs,
                          const std::vector<std::string>& names) {
-  out_ += "<h3>Routing accuracy</h3>\n<p class=\"note\">Share of test examples (all tasks, after "
-          "the last one) routed to their own task's prompt by subspace reconstruction error. "
-          "Methods with one shared set of parameters (lora, full) do not route.</p>\n";
+  out_ +=
+      "<h3>Routing accuracy</h3>\n<p class=\"note\">Share of test examples (all tasks, after "
+      "the last one) routed to their own task's prompt by subspace reconstruction error. "
+      "Methods with one shared set of parameters (lora, full) do not route.</p>\n";
   std::vector<size_t> routed;
   for (size_t i = 0; i < runs.size(); ++i)
     if (std::isfinite(runs[i]->routing_accuracy)) routed.push_back(i);
@@ -524,12 +541,14 @@ void Page::routing_chart(const std::vector<const RunData*>& runs,
   for (int k = 0; k <= 4; ++k) {
     const double x = left + plot_w * k / 4.0;
     s += line(x, top, x, top + plot_h, "stroke=\"#e3e3e3\"");
-    s += text(x, top + plot_h + 14, std::to_string(25 * k), "text-anchor=\"middle\" font-size=\"11\"");
+    s += text(x, top + plot_h + 14, std::to_string(25 * k),
+              "text-anchor=\"middle\" font-size=\"11\"");
   }
   for (size_t k = 0; k < routed.size(); ++k) {
     const RunData& r = *runs[routed[k]];
     const double y = top + row * double(k);
-    s += label(left - 8, y + row / 2 + 4, names[routed[k]], 22, "text-anchor=\"end\" font-size=\"12\"");
+    s += label(left - 8, y + row / 2 + 4, names[routed[k]], 22,
+               "text-anchor=\"end\" font-size=\"12\"");
     const double v = std::clamp(r.routing_accuracy, 0.0, 1.0);
     s += rect(left, y + 5, plot_w * v, row - 10, std::string("fill=\"") + kRoutingColour + "\"");
     s += text(left + plot_w * v + 5, y + row / 2 + 4, pct(r.routing_accuracy),
@@ -543,9 +562,10 @@ void Page::routing_chart(const std::vector<const RunData*>& runs,
 
 void Page::loss_curves(const std::vector<const RunData*>& runs,
                        const std::vector<std::string>& names) {
-  out_ += "<h3>Training loss</h3>\n<p class=\"note\">Loss at each logged optimizer step "
-          "(<code>metrics.jsonl</code>), one line per task, steps counted from the start of the "
-          "task.</p>\n<div class=\"grid\">\n";
+  out_ +=
+      "<h3>Training loss</h3>\n<p class=\"note\">Loss at each logged optimizer step "
+      "(<code>metrics.jsonl</code>), one line per task, steps counted from the start of the "
+      "task.</p>\n<div class=\"grid\">\n";
   for (size_t i = 0; i < runs.size(); ++i) out_ += loss_chart(*runs[i], names[i]);
   out_ += "</div>\n";
 }
@@ -607,9 +627,10 @@ std::string Page::loss_chart(const RunData& run, const std::string& name) {
   s += text(left + plot_w / 2, height - 4, "optimizer step within the task",
             "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\"");
   const double ay = top + plot_h / 2;
-  s += text(13, ay, "loss",
-            "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\" transform=\"rotate(-90 13 " +
-                px(ay) + ")\"");
+  s += text(
+      13, ay, "loss",
+      "text-anchor=\"middle\" font-size=\"12\" font-style=\"italic\" transform=\"rotate(-90 13 " +
+          px(ay) + ")\"");
   for (size_t k = 0; k < run.loss_curves.size(); ++k) {
     const auto& [task, curve] = run.loss_curves[k];
     const std::string colour = kPalette[k % kPaletteSize];
@@ -640,11 +661,12 @@ void Page::reuse_tables(const std::vector<const RunData*>& runs,
     for (const auto& d : runs[i]->reuse) any |= !d.similarities.empty() || !d.reused_from.empty();
     (any ? shown : without).push_back(i);
   }
-  out_ += "<h3>Prompt reuse decisions</h3>\n<p class=\"note\">Per task, in training order: the "
-          "similarity of its PCA subspace to each earlier task's (mean squared cosine of the "
-          "principal angles, 0 to 1) and the initialisation chosen: the prompt of the most similar "
-          "task when the best similarity reaches the reuse threshold, else task tokens projected "
-          "orthogonally to the stored prompts' directions.</p>\n";
+  out_ +=
+      "<h3>Prompt reuse decisions</h3>\n<p class=\"note\">Per task, in training order: the "
+      "similarity of its PCA subspace to each earlier task's (mean squared cosine of the "
+      "principal angles, 0 to 1) and the initialisation chosen: the prompt of the most similar "
+      "task when the best similarity reaches the reuse threshold, else task tokens projected "
+      "orthogonally to the stored prompts' directions.</p>\n";
   for (size_t i : shown) {
     const RunData& r = *runs[i];
     out_ += "<figure>\n<figcaption>" + escape(names[i]);
@@ -684,10 +706,10 @@ void Page::reuse_tables(const std::vector<const RunData*>& runs,
     out_ += "</tbody></table></div>\n</figure>\n";
   }
   if (!without.empty()) {
-    out_ += "<p class=\"note\">No reuse decisions (the method does not initialise from stored "
-            "prompts): ";
-    for (size_t k = 0; k < without.size(); ++k)
-      out_ += (k ? ", " : "") + escape(names[without[k]]);
+    out_ +=
+        "<p class=\"note\">No reuse decisions (the method does not initialise from stored "
+        "prompts): ";
+    for (size_t k = 0; k < without.size(); ++k) out_ += (k ? ", " : "") + escape(names[without[k]]);
     out_ += ".</p>\n";
   }
 }

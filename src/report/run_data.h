@@ -16,7 +16,7 @@ inline constexpr double kMissing = std::numeric_limits<double>::quiet_NaN();
 // One task's initialisation decision (results.json "reuse").
 struct ReuseDecision {
   std::string task;
-  std::string reused_from;  // empty: not reused
+  std::string reused_from;                                   // empty: not reused
   std::vector<std::pair<std::string, double>> similarities;  // earlier task -> similarity
   std::int64_t orthogonal_directions = 0;
   bool orthogonal_capped = false;

@@ -18,7 +18,8 @@ struct Result {
 
 Result run_sparc(const std::string& args) {
   const std::string err_path = sparc::test::make_temp_dir() + "/stderr";
-  const int status = std::system((std::string(SPARC_BINARY) + " " + args + " >/dev/null 2>" + err_path).c_str());
+  const int status =
+      std::system((std::string(SPARC_BINARY) + " " + args + " >/dev/null 2>" + err_path).c_str());
   Result r;
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   std::ifstream e(err_path);
@@ -68,8 +69,6 @@ TEST(ReportCli, BadResultsFieldIsNamed) {
   EXPECT_EQ(lines(r.err), 1u) << r.err;
 }
 
-TEST(ReportCli, NoRunDirectoryIsAUsageError) {
-  EXPECT_EQ(run_sparc("report").exit_code, 2);
-}
+TEST(ReportCli, NoRunDirectoryIsAUsageError) { EXPECT_EQ(run_sparc("report").exit_code, 2); }
 
 }  // namespace

@@ -28,7 +28,8 @@ const std::string kEvilJson = R"(<script>alert(\"x\")</script> & co)";
 // b = [.50 .50 .25]: ACC .80, BWT -.125, FWT +.025, forgetting .125.
 const std::string kSparcResults = R"({
   "method": "sparc", "setting": "task-incremental",
-  "tasks": ["nature", "mood", ")" + kEvilJson + R"("],
+  "tasks": ["nature", "mood", ")" +
+                                  kEvilJson + R"("],
   "accuracy_matrix": [[0.80, 0.50, 0.25], [0.70, 0.90, 0.30], [0.60, 0.85, 0.95]],
   "test_sizes": [20, 20, 40],
   "zero_shot": [0.50, 0.50, 0.25],
@@ -54,14 +55,17 @@ const std::string kSparcMetrics =
     R"({"task":"nature","step":10,"loss":2.5,"lr":1.0,"tokens_per_s":900}
 {"task":"nature","step":20,"loss":1.5,"lr":0.5,"tokens_per_s":1000}
 {"task":"mood","step":10,"loss":2.0,"lr":1.0,"tokens_per_s":2000}
-{"task":")" + kEvilJson + R"(","step":10,"loss":3.0,"lr":1.0,"tokens_per_s":2500}
-{"task":")" + kEvilJson + R"(","step":20,"loss":1.0,"lr":0.1,"tokens_per_s":3000}
+{"task":")" +
+    kEvilJson + R"(","step":10,"loss":3.0,"lr":1.0,"tokens_per_s":2500}
+{"task":")" +
+    kEvilJson + R"(","step":20,"loss":1.0,"lr":0.1,"tokens_per_s":3000}
 )";
 
 // Task-incremental lora: A = [[.9 .5 .5] [.4 .8 .5] [.3 .35 .7]]: ACC .45, BWT -.525.
 const std::string kLoraResults = R"({
   "method": "lora", "setting": "task-incremental",
-  "tasks": ["nature", "mood", ")" + kEvilJson + R"("],
+  "tasks": ["nature", "mood", ")" +
+                                 kEvilJson + R"("],
   "accuracy_matrix": [[0.9, 0.5, 0.5], [0.4, 0.8, 0.5], [0.3, 0.35, 0.7]],
   "test_sizes": [20, 20, 40], "zero_shot": [0.50, 0.50, 0.25],
   "acc": 0.45, "bwt": -0.525, "fwt": 0.125, "forgetting": 0.525,
@@ -148,8 +152,10 @@ std::string markup_problem(const std::string& html) {
     size_t k = name_end;
     for (; k < html.size(); ++k) {
       if (quote) {
-        if (html[k] == quote) quote = 0;
-        else if (html[k] == '<') return "'<' inside an attribute at " + std::to_string(k);
+        if (html[k] == quote)
+          quote = 0;
+        else if (html[k] == '<')
+          return "'<' inside an attribute at " + std::to_string(k);
       } else if (html[k] == '"' || html[k] == '\'') {
         quote = html[k];
       } else if (html[k] == '>') {
@@ -224,8 +230,8 @@ std::string input_error(F f) {
 TEST(ReportParse, ErrorsNameFileAndField) {
   RunData run;
   std::string e = input_error([&] {
-    sparc::report::parse_results_json(R"({"method":"sparc","setting":"task-incremental"})", "r.json",
-                                      run);
+    sparc::report::parse_results_json(R"({"method":"sparc","setting":"task-incremental"})",
+                                      "r.json", run);
   });
   EXPECT_NE(e.find("r.json"), std::string::npos) << e;
   EXPECT_NE(e.find("'tasks'"), std::string::npos) << e;
@@ -245,8 +251,8 @@ TEST(ReportParse, ErrorsNameFileAndField) {
   RunData run4;
   e = input_error([&] {
     sparc::report::parse_metrics_jsonl(
-        "{\"task\":\"a\",\"step\":1,\"loss\":1.0}\n{\"task\":\"a\",\"step\":2,\"loss\":\n", "m.jsonl",
-        run4);
+        "{\"task\":\"a\",\"step\":1,\"loss\":1.0}\n{\"task\":\"a\",\"step\":2,\"loss\":\n",
+        "m.jsonl", run4);
   });
   EXPECT_NE(e.find("m.jsonl:2"), std::string::npos) << e;
 
@@ -260,8 +266,8 @@ TEST(ReportParse, ErrorsNameFileAndField) {
 class ReportPage : public ::testing::Test {
  protected:
   void SetUp() override {
-    runs_.push_back(sparc::report::load_run(
-        make_run(kSparcResults, kSparcMetrics, "reuse_threshold: 0.8\n")));
+    runs_.push_back(
+        sparc::report::load_run(make_run(kSparcResults, kSparcMetrics, "reuse_threshold: 0.8\n")));
     runs_.push_back(sparc::report::load_run(make_run(kLoraResults)));
     // Given first on the command line, shown after the task-incremental runs.
     runs_.insert(runs_.begin(), sparc::report::load_run(make_run(kDomainResults)));
@@ -382,7 +388,8 @@ TEST_F(ReportPage, ChartsForForgettingLossAndReuse) {
   // Reuse: sparc's decisions with their similarities; lora listed as having none.
   const size_t table = task_section_.find("<table class=\"reuse\" data-run=\"sparc\">");
   ASSERT_NE(table, std::string::npos);
-  const std::string reuse = task_section_.substr(table, task_section_.find("</table>", table) - table);
+  const std::string reuse =
+      task_section_.substr(table, task_section_.find("</table>", table) - table);
   EXPECT_NE(reuse.find("reused from <code>nature</code>"), std::string::npos);
   EXPECT_NE(reuse.find(">0.912<"), std::string::npos);
   EXPECT_NE(reuse.find("orthogonal init (8 directions removed, capped)"), std::string::npos);
