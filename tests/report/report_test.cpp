@@ -216,6 +216,19 @@ TEST(ReportParse, ReadsResultsAndMetrics) {
   EXPECT_DOUBLE_EQ(run.tokens_per_s, 2000.0);  // mean of each task's last value
 }
 
+// The trainer writes a NaN metric (e.g. FWT of a one-task run) as null: the
+// page shows n/a rather than failing or printing "nan".
+TEST(ReportParse, NullMetricShowsAsNotAvailable) {
+  std::string results = kDomainResults;
+  results.replace(results.find("\"fwt\": 0.1"), 10, "\"fwt\": null");
+  RunData run = sparc::report::load_run(make_run(results));
+  EXPECT_TRUE(std::isnan(run.fwt));
+  const std::string html = sparc::report::render_html({run});
+  EXPECT_NE(html.find("data-metric=\"fwt\">n/a<"), std::string::npos);
+  EXPECT_EQ(html.find(">nan<"), std::string::npos);
+  EXPECT_EQ(html.find(">-nan<"), std::string::npos);
+}
+
 // The message of the InputError `f` throws, or "" if it throws none.
 template <class F>
 std::string input_error(F f) {
