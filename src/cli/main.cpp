@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   sparc::cli::add_prepare_data_command(app, commands);
   sparc::cli::add_inspect_command(app, commands);
   sparc::cli::add_export_peft_command(app, commands);
+  sparc::cli::add_report_command(app, commands);
 
   try {
     app.parse(argc, argv);
