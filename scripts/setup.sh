@@ -27,6 +27,8 @@ PACKAGES=(
   libpcre2-dev          # tokenizer.json pre-tokenizer regexes (Unicode classes, lookahead)
   sentencepiece         # spm_train / spm_encode, run by the tokenizer.model tests
   python3-torch python3-numpy  # the independent PyTorch reference the tests compare against
+  slurmctld slurmd slurm-client munge  # the throwaway local Slurm cluster of the cluster tests
+  iproute2              # network-namespace hosts of the cluster tests (ip netns)
 )
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
