@@ -23,6 +23,7 @@
 # max(1, cores per host / ranks per host) and, on GPU hosts, the GPU of its
 # local rank (launch/rank.sh). `--resume auto` is added unless the arguments
 # name --resume, so a restarted job continues from its newest checkpoint.
+# SIGTERM or SIGINT to this script: every rank checkpoints and exits 75.
 # As root, Open MPI's run-as-root variables are set (and only then).
 # Exit status: mpirun's (75: every rank checkpointed after SIGTERM), or 1
 # when mpirun had to be killed after an MPI_Abort.
@@ -113,12 +114,13 @@ else
 fi
 np=$((nhosts * ranks_per_host))
 
-env_vars=(OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" SPARC_GPUS_PER_HOST="$gpus_per_host")
+env_vars=(OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" SPARC_GPUS_PER_HOST="$gpus_per_host"
+          SPARC_TERM_VIA=USR2)
 if [ "$(id -u)" -eq 0 ]; then
   env_vars+=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
 fi
 cmd=(mpirun -np "$np" --host "$host_list" --bind-to none
-     -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x SPARC_GPUS_PER_HOST)
+     -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x SPARC_GPUS_PER_HOST -x SPARC_TERM_VIA)
 # More ranks than cores: let Open MPI place them and yield when idle.
 [ "$ranks_per_host" -le "$cores_per_host" ] || cmd+=(--oversubscribe)
 cmd+=("${mpirun_args[@]}" "$here/rank.sh" "$sparc" train "${train_args[@]}")
@@ -136,8 +138,11 @@ fi
 # confirms, and mpirun would hang with it. So mpirun's stderr is watched for
 # the abort; if mpirun is still there abort_grace seconds later, it is killed
 # (the daemons of the healthy hosts then end their ranks) and the launcher
-# exits 1. SIGTERM/SIGINT to the launcher go to mpirun, which forwards them to
-# the ranks (preemption: they checkpoint and exit 75).
+# exits 1.
+# Preemption: mpirun answers SIGTERM by killing the ranks within a second, so
+# the launcher sends SIGUSR2 instead, which mpirun forwards to every rank,
+# and launch/rank.sh hands it to sparc as SIGTERM: every rank finishes its
+# step, rank 0 checkpoints, all exit 75, and so do mpirun and this script.
 abort_grace=${SPARC_ABORT_GRACE_S:-5}
 marker=$(mktemp)
 trap 'rm -f "$marker"' EXIT
@@ -148,8 +153,12 @@ env "${env_vars[@]}" "${cmd[@]}" 2> >(
   done
 ) &
 mpirun_pid=$!
-trap 'kill -TERM $mpirun_pid 2>/dev/null' TERM
-trap 'kill -INT $mpirun_pid 2>/dev/null' INT
+stop_ranks() {
+  echo "mpirun.sh: SIG$1: asking every rank to checkpoint and exit (75)" >&2
+  kill -USR2 "$mpirun_pid" 2>/dev/null
+}
+trap 'stop_ranks TERM' TERM
+trap 'stop_ranks INT' INT
 while kill -0 "$mpirun_pid" 2>/dev/null; do
   if [ -s "$marker" ] && [ $(( $(date +%s) - $(cat "$marker") )) -ge "$abort_grace" ]; then
     echo "mpirun.sh: mpirun still running ${abort_grace} s after MPI_Abort (a stalled host?): killing it" >&2

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs in front of every rank, under mpirun (launch/mpirun.sh) or srun
 # (launch/slurm.sbatch): binds the rank to one GPU by its local rank, then
-# execs the command. With SPARC_GPUS_PER_HOST=0 (no GPUs) it only execs.
+# runs the command. With SPARC_GPUS_PER_HOST=0 (no GPUs) it only execs it;
+# with SPARC_TERM_VIA=USR2 (set by launch/mpirun.sh) it passes SIGUSR2 on to
+# the command as SIGTERM.
 # Where CUDA_VISIBLE_DEVICES already lists the host's GPUs (Slurm sets it for
 # the job's allocation), the rank takes the local-rank-th entry of that list.
 #
@@ -22,5 +24,19 @@ if [ "$gpus" -gt 0 ]; then
     exit 2
   fi
   export CUDA_VISIBLE_DEVICES=${visible[$local_rank]}
+fi
+if [ "${SPARC_TERM_VIA:-}" = USR2 ]; then
+  # Under launch/mpirun.sh: mpirun does not forward SIGTERM (it kills the job
+  # instead), so the launcher turns a SIGTERM into SIGUSR2, which mpirun
+  # forwards to every rank on every host. Here it becomes the SIGTERM on
+  # which sparc checkpoints and exits 75.
+  # mpirun signals the whole process group: the command ignores SIGUSR2 itself.
+  (trap '' USR2; exec "$@") &
+  child=$!
+  trap 'kill -TERM "$child" 2>/dev/null' USR2 TERM INT
+  while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done
+  rc=0
+  wait "$child" || rc=$?
+  exit $rc
 fi
 exec "$@"

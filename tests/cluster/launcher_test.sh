@@ -85,4 +85,15 @@ show='echo "${CUDA_VISIBLE_DEVICES-unset}"'
 [ "$(env -u CUDA_VISIBLE_DEVICES SPARC_GPUS_PER_HOST=0 OMPI_COMM_WORLD_LOCAL_RANK=1 "$rank" sh -c "$show")" = unset ] \
   || fail "rank.sh: no GPUs, no binding"
 SPARC_GPUS_PER_HOST=2 OMPI_COMM_WORLD_LOCAL_RANK=2 "$rank" true 2>/dev/null && fail "rank.sh: local rank 2 with 2 GPUs accepted"
-echo "PASS: launcher command lines and GPU binding"
+# rank.sh under mpirun.sh (SPARC_TERM_VIA=USR2): mpirun forwards SIGUSR2 to
+# the rank's process group; the command must see SIGTERM (and survive the USR2).
+setsid env SPARC_TERM_VIA=USR2 "$rank" bash -c \
+  'trap "exit 75" TERM; echo ready > '"$work/ready"'; for i in $(seq 200); do sleep 0.05; done; exit 3' &
+group=$!
+for _ in $(seq 100); do [ -s "$work/ready" ] && break; sleep 0.05; done
+[ -s "$work/ready" ] || fail "rank.sh: the command did not start"
+kill -USR2 -- -"$group"
+rc=0
+wait "$group" || rc=$?
+[ $rc -eq 75 ] || fail "rank.sh: SIGUSR2 to the group gave exit $rc, expected the command's 75 on SIGTERM"
+echo "PASS: launcher command lines, GPU binding, SIGUSR2 -> SIGTERM"

@@ -7,13 +7,15 @@
 #   kill  SIGKILL to every process of h2 in the middle of task 2: the job
 #         exits non-zero within 60 s;
 #   stop  SIGSTOP to them instead (a stalled host): rank 0's watchdog reports
-#         the grad all-reduce and the job ends within comm.timeout_s + 10 s.
-# After kill or stop, h2's processes are removed and the job is started again
+#         the grad all-reduce and the job ends within comm.timeout_s + 10 s;
+#   term  SIGTERM to the launcher (preemption without Slurm): every rank
+#         checkpoints and the job exits 75 within 60 s (needs --resume).
+# After kill, stop or term, h2's processes are removed and the job is started again
 # with --resume auto: it continues from the last checkpoint (no step of task
 # 1 trained again) and matches the reference. That part is skipped (exit 77,
 # after the failure part has passed) when the binary has no --resume.
 # Namespaces and every process in them are removed on any exit.
-# Usage: netns_test.sh run|kill|stop SPARC_BINARY PROJECT_ROOT REFERENCE_RUN_DIR
+# Usage: netns_test.sh run|kill|stop|term SPARC_BINARY PROJECT_ROOT REFERENCE_RUN_DIR
 set -u
 mode=$1
 sparc=$2
@@ -22,6 +24,10 @@ reference=$4
 . "$(dirname "$0")/cluster_lib.sh"
 [ -s "$reference/results.json" ] || fail "no reference run in $reference (fixture cluster_reference)"
 command -v ip >/dev/null || fail "ip (iproute2) missing"
+if [ "$mode" = term ] && ! has_resume; then
+  echo "skipped: $sparc has no --resume (sparc train --help): no checkpoint on SIGTERM"
+  exit 77
+fi
 
 state=$(mktemp -d /tmp/sparc-netns.XXXXXX)
 work=$(mktemp -d /tmp/sparc-netns-job.XXXXXX)
@@ -88,28 +94,40 @@ fi
 
 start_job "$work/log"
 wait_for_step "$run" mood 10 180 "$job" || { show "$work/log"; fail "the job did not reach task 2 step 10"; }
-victims=$(ip netns pids "$h2")
-[ -n "$victims" ] || fail "nothing runs on h2"
-echo "SIG$(tr a-z A-Z <<< "$mode") to h2's processes:" $(for p in $victims; do cat /proc/$p/comm; done)
-# shellcheck disable=SC2086
-kill -"$(tr a-z A-Z <<< "$mode")" $victims
-if [ "$mode" = kill ]; then limit=60; else limit=$((timeout_s + 10)); fi
+signal=$(tr a-z A-Z <<< "$mode")
+if [ "$mode" = term ]; then
+  echo "SIGTERM to the launcher"
+  kill -TERM "$job"
+  limit=60
+else
+  victims=$(ip netns pids "$h2")
+  [ -n "$victims" ] || fail "nothing runs on h2"
+  echo "SIG$signal to h2's processes:" $(for p in $victims; do cat /proc/$p/comm; done)
+  # shellcheck disable=SC2086
+  kill -"$signal" $victims
+  if [ "$mode" = kill ]; then limit=60; else limit=$((timeout_s + 10)); fi
+fi
 finish 120
 show "$work/log"
 echo "job ended $took s after the signal, exit $rc"
-[ $rc -ne 0 ] || fail "the job exited 0"
 [ $rc -ne 124 ] || fail "the job was still running 120 s after the signal"
+if [ "$mode" = term ]; then
+  [ $rc -eq 75 ] || fail "exit $rc after SIGTERM, expected 75 (checkpointed)"
+else
+  [ $rc -ne 0 ] || fail "the job exited 0"
+fi
 [ "$took" -le "$limit" ] || fail "the job took $took s to end, limit $limit s"
 if [ "$mode" = stop ]; then
   grep -a -q "collective all_reduce (tag grad" "$work/log" || fail "no watchdog report of the grad all-reduce"
 fi
-echo "failure part passed: SIG$(tr a-z A-Z <<< "$mode") of h2 ended the job in $took s (limit $limit s)"
+echo "first part passed: SIG$signal ended the job in $took s (limit $limit s), exit $rc"
+ended_in=$took
 
 if ! has_resume; then
   echo "skipped: resume part: $sparc has no --resume (sparc train --help)"
   exit 77
 fi
-# The stalled or killed host is restarted clean (its leftovers removed).
+# A stalled or killed host is restarted clean (its leftovers removed).
 for pid in $(ip netns pids "$h2"); do kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; done
 start_job "$work/resume.log" --resume auto
 finish 240
@@ -117,4 +135,4 @@ show "$work/resume.log"
 [ $rc -eq 0 ] || fail "the resumed job exited $rc"
 if grep -a -q "task 1/3 'nature' step" "$work/resume.log"; then fail "the resumed job trained task 1 again"; fi
 compare_runs "$reference" "$run" || fail "the resumed run differs from the reference"
-echo "PASS: $mode of a host: job ended in $took s; resumed and matched the reference"
+echo "PASS: SIG$signal: job ended in $ended_in s; resumed and matched the reference"
