@@ -18,6 +18,7 @@ PACKAGES=(
   libopenblas0-pthread  # without it LibTorch's fp32 matrix products fall back to reference BLAS (~25x slower)
   libopenmpi-dev openmpi-bin  # process bootstrap and CPU collectives
   libhdf5-dev           # checkpoints (C and C++ APIs)
+  libssl-dev            # SHA-256 checksums of checkpoint files (libcrypto)
   libeigen3-dev         # small dense linear algebra
   libspdlog-dev libfmt-dev  # logs
   libgtest-dev libgmock-dev  # tests

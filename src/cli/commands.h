@@ -20,5 +20,7 @@ void add_convert_command(CLI::App& app, std::vector<Command>& commands);
 void add_train_command(CLI::App& app, std::vector<Command>& commands);
 void add_eval_command(CLI::App& app, std::vector<Command>& commands);
 void add_bench_command(CLI::App& app, std::vector<Command>& commands);
+void add_inspect_command(CLI::App& app, std::vector<Command>& commands);
+void add_export_peft_command(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace sparc::cli

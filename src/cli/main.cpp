@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
   sparc::cli::add_tokenize_command(app, commands);
   sparc::cli::add_convert_command(app, commands);
   sparc::cli::add_bench_command(app, commands);
+  sparc::cli::add_inspect_command(app, commands);
+  sparc::cli::add_export_peft_command(app, commands);
 
   try {
     app.parse(argc, argv);
@@ -89,6 +91,10 @@ int main(int argc, char** argv) {
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
     return sparc::kExitInputError;
+  } catch (const sparc::StopRequested& e) {
+    // Every rank agreed to stop after the same step; the checkpoint is written.
+    report("sparc: ", e.what());
+    return sparc::kExitResumable;
   } catch (const sparc::AgreedError& e) {
     // Every rank reached the same verdict: each exits normally with it.
     report("sparc: error: ", e.what());

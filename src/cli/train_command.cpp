@@ -2,6 +2,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "ckpt/checkpoint.h"
 #include "cli/commands.h"
 #include "comm/agreement.h"
 #include "core/error.h"
@@ -24,7 +25,7 @@ std::string stem(const std::string& path) {
 
 void add_train_command(CLI::App& app, std::vector<Command>& commands) {
   struct Args {
-    std::string config, run_dir;
+    std::string config, run_dir, resume;
     std::vector<std::string> sets;
   };
   auto args = std::make_shared<Args>();
@@ -32,7 +33,12 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--config", args->config, "run configuration (YAML)")->required();
   sub->add_option("--run-dir", args->run_dir, "output directory (default: runs/<config name>)");
   sub->add_option("--set", args->sets, "override a config key: key.path=value (repeatable)");
+  sub->add_option("--resume", args->resume,
+                  "continue from a checkpoint: 'auto' (the newest valid one in checkpoint.dir; "
+                  "none: start from the beginning) or a checkpoint file");
   commands.push_back({sub, [args]() {
+    // Preemption: SIGTERM/SIGINT finish the step, write a checkpoint, exit 75.
+    install_stop_signal_handlers();
     // One process per rank under mpirun or srun; a single rank without.
     auto comm = make_mpi_communicator();
     const bool root = comm->rank() == 0;
@@ -49,10 +55,11 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     agree_on_errors(*comm, error);  // the first collective of the run
     comm->set_timeout(cfg.comm.timeout_s);
     agree_on_value(*comm, "config", fnv1a(to_yaml(cfg)));
-    if (root) add_log_file(dir + "/log.txt");
+    if (root) add_log_file(dir + "/log.txt", /*truncate=*/args->resume.empty());
     spdlog::info("sparc train: config {} method {} setting {} on {} rank(s) -> {}", args->config,
                  cfg.method, cfg.setting, comm->size(), dir);
     ContinualTrainer trainer(cfg, dir, comm.get());
+    if (!args->resume.empty()) trainer.resume(args->resume);
     trainer.run();
     spdlog::info("results: {}/results.json", dir);
     return kExitOk;

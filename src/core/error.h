@@ -25,6 +25,13 @@ class InputError : public std::runtime_error {
   std::string where_;
 };
 
+// Training stopped on request (SIGTERM/SIGINT) after every rank finished its
+// step and a checkpoint was written: the CLI exits with kExitResumable.
+class StopRequested : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Errors of the operating system, with errno's text: "open: No such file or directory".
 std::string errno_text(const std::string& call);
 

@@ -2,7 +2,9 @@
 // makes the process act on itself the N-th time it reaches POINT.
 //   ACTION: kill (SIGKILL) | stop (SIGSTOP, a stalled process)
 //   POINT:  step (an optimizer step, counted over the whole run, before its
-//           gradient all-reduce)
+//           gradient all-reduce; a resumed run continues the count)
+//           checkpoint-write (the N-th checkpoint this process writes, after
+//           part of its .tmp file is on disk: a write cut short)
 // SPARC_FAULT_RANK=R limits it to the process whose rank is R.
 #pragma once
 

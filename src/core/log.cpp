@@ -23,9 +23,9 @@ void init_logging(const std::string& level) {
 
 namespace sparc {
 
-void add_log_file(const std::string& path) {
+void add_log_file(const std::string& path, bool truncate) {
   auto logger = spdlog::default_logger();
-  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, true);
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, truncate);
   sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   logger->sinks().push_back(sink);
 }

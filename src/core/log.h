@@ -14,6 +14,7 @@ void init_logging(const std::string& level);
 }  // namespace sparc
 
 namespace sparc {
-// Also writes every log line to `path` (the run directory's log.txt).
-void add_log_file(const std::string& path);
+// Also writes every log line to `path` (the run directory's log.txt);
+// `truncate` false appends (a resumed run).
+void add_log_file(const std::string& path, bool truncate = true);
 }  // namespace sparc

@@ -572,6 +572,7 @@ void resolve_paths(RunConfig& c, const std::string& base_dir, const Problems& pr
   resolve(c.model.path, "model.path");
   if (c.model.tokenizer != "bytes") resolve(c.model.tokenizer, "model.tokenizer");
   resolve(c.eval.ppl_text, "eval.ppl_text");
+  resolve(c.checkpoint.dir, "checkpoint.dir");
   for (std::size_t i = 0; i < c.tasks.size(); ++i) {
     const std::string t = "tasks[" + std::to_string(i) + "].";
     resolve(c.tasks[i].train, t + "train");
@@ -606,7 +607,7 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   c.source_path = where;
   Section top(problems, root, "",
               {"method", "setting", "seed", "reuse_threshold", "model", "prompt", "pca", "lora",
-               "train", "eval", "comm", "tasks"});
+               "train", "eval", "comm", "checkpoint", "tasks"});
   top.read_choice("method", c.method, kMethods);
   top.read_choice("setting", c.setting, kSettings);
   top.read("seed", c.seed, std::uint64_t{0});
@@ -631,6 +632,10 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   Section comm(problems, top.get("comm"), "comm", {"backend", "timeout_s"});
   comm.read_choice("backend", c.comm.backend, kCommBackends);
   comm.read("timeout_s", c.comm.timeout_s, kNonNegative);
+  Section ckpt(problems, top.get("checkpoint"), "checkpoint", {"dir", "every_steps", "keep"});
+  ckpt.read("dir", c.checkpoint.dir);
+  ckpt.read("every_steps", c.checkpoint.every_steps, 0);
+  ckpt.read("keep", c.checkpoint.keep, 1);
   read_tasks(top.get("tasks"), c.tasks, problems);
   check_combinations(c, top, problems);
 
@@ -713,6 +718,11 @@ std::string to_yaml(const RunConfig& c) {
   str("backend", c.comm.backend);
   num("timeout_s", c.comm.timeout_s);
   out << YAML::EndMap;
+  begin("checkpoint");
+  str("dir", c.checkpoint.dir);
+  integer("every_steps", c.checkpoint.every_steps);
+  integer("keep", c.checkpoint.keep);
+  out << YAML::EndMap;
   out << YAML::Key << "tasks" << YAML::Value << YAML::BeginSeq;
   for (const auto& task : c.tasks) {
     out << YAML::BeginMap;
@@ -741,6 +751,9 @@ bool operator==(const PromptSection& a, const PromptSection& b) { return a.lengt
 bool operator==(const CommSection& a, const CommSection& b) {
   return a.backend == b.backend && a.timeout_s == b.timeout_s;
 }
+bool operator==(const CheckpointSection& a, const CheckpointSection& b) {
+  return std::tie(a.dir, a.every_steps, a.keep) == std::tie(b.dir, b.every_steps, b.keep);
+}
 bool operator==(const PcaSection& a, const PcaSection& b) {
   return std::tie(a.k, a.source, a.hidden_layer, a.max_tokens) ==
          std::tie(b.k, b.source, b.hidden_layer, b.max_tokens);
@@ -768,9 +781,9 @@ bool operator==(const TaskSpec& a, const TaskSpec& b) {
 }
 bool operator==(const RunConfig& a, const RunConfig& b) {
   return std::tie(a.method, a.setting, a.seed, a.reuse_threshold, a.model, a.prompt, a.pca, a.lora,
-                  a.train, a.eval, a.comm, a.tasks) == std::tie(b.method, b.setting, b.seed,
-                                                        b.reuse_threshold, b.model, b.prompt, b.pca,
-                                                        b.lora, b.train, b.eval, b.comm, b.tasks);
+                  a.train, a.eval, a.comm, a.checkpoint, a.tasks) ==
+         std::tie(b.method, b.setting, b.seed, b.reuse_threshold, b.model, b.prompt, b.pca, b.lora,
+                  b.train, b.eval, b.comm, b.checkpoint, b.tasks);
 }
 
 }  // namespace sparc

@@ -69,6 +69,14 @@ struct CommSection {
   double timeout_s = 300.0;      // watchdog on every collective; 0 = wait forever
 };
 
+// Checkpoints (SPEC 4): where, how often, how many. Changing any of these
+// between a run and its resume is allowed.
+struct CheckpointSection {
+  std::string dir;        // empty: <run_dir>/checkpoints
+  int every_steps = 100;  // optimizer steps over the run; 0: only at task ends and on SIGTERM/SIGINT
+  int keep = 3;           // the newest K checkpoints are kept (>= 1)
+};
+
 struct TaskSpec {
   std::string name;
   std::string format = "generic";        // generic | boolq | cb | rte | copa | wic | wsc | multirc
@@ -91,6 +99,7 @@ struct RunConfig {
   TrainSection train;
   EvalSection eval;
   CommSection comm;
+  CheckpointSection checkpoint;
   std::vector<TaskSpec> tasks;
   std::string source_path;  // the config file, for messages; not a setting
 
@@ -102,6 +111,7 @@ struct RunConfig {
 bool operator==(const ModelSection& a, const ModelSection& b);
 bool operator==(const PromptSection& a, const PromptSection& b);
 bool operator==(const CommSection& a, const CommSection& b);
+bool operator==(const CheckpointSection& a, const CheckpointSection& b);
 bool operator==(const PcaSection& a, const PcaSection& b);
 bool operator==(const LoraSection& a, const LoraSection& b);
 bool operator==(const TrainSection& a, const TrainSection& b);

@@ -5,9 +5,11 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "ckpt/checkpoint.h"
 #include "comm/agreement.h"
 #include "core/error.h"
 #include "core/fault.h"
@@ -94,6 +96,13 @@ struct ContinualTrainer::Impl {
   std::int64_t steps_run = 0;  // optimizer steps over the whole run (fault injection)
   double timed_seconds = 0;
   std::int64_t timed_steps = 0, timed_tokens = 0, timed_examples = 0;
+  // Checkpoints (SPEC 4): set by run(); null for benchmarks and evaluation.
+  std::unique_ptr<CheckpointDir> ckpt_dir;
+  std::unique_ptr<TrainingState> resumed;  // the state to continue from, until consumed
+  std::vector<std::string> metric_history;  // metrics.jsonl lines so far
+  std::uint64_t fingerprint = 0;
+  const RunResults* results_so_far = nullptr;
+  const std::int64_t* routed_right_so_far = nullptr;
 
   int rank() const { return comm ? comm->rank() : 0; }
   int world() const { return comm ? comm->size() : 1; }
@@ -601,6 +610,7 @@ struct ContinualTrainer::Impl {
     std::vector<torch::Tensor> all_params;
     for (auto& g : optimizer.param_groups())
       all_params.insert(all_params.end(), g.params().begin(), g.params().end());
+    const std::vector<std::string> param_names = trainable_names(adapters);
 
     std::vector<StoredPrompt> stored;
     if (is_sparc(cfg.method) && tc.lambda_orth > 0)
@@ -618,10 +628,23 @@ struct ContinualTrainer::Impl {
     std::vector<torch::Tensor> best_params;
     const auto start = Clock::now();
     std::int64_t tokens_seen = 0;
+    // ---- resume hook: the optimizer state and data cursor of an interrupted task ----
+    std::int64_t first_epoch = 0, first_s = 0;
+    if (resumed && resumed->in_task && resumed->task == std::int64_t(t)) {
+      restore_optimizer(optimizer, all_params, param_names, *resumed);
+      first_epoch = resumed->epoch;
+      first_s = resumed->step_in_epoch;
+      step = resumed->task_step;
+      best_val = resumed->best_val;
+      bad_epochs = int(resumed->bad_epochs);
+      for (const auto& b : resumed->best_params) best_params.push_back(b.to(model->device()));
+      resumed.reset();
+    }
 
-    for (int epoch = 0; epoch < tc.epochs && step != step_limit; ++epoch) {
+    for (int epoch = int(first_epoch); epoch < tc.epochs && step != step_limit; ++epoch) {
       auto order = epoch_order(n, cfg.seed, t, std::uint64_t(epoch));
-      for (std::int64_t s = 0; s < steps_per_epoch && step != step_limit; ++s, ++step) {
+      for (std::int64_t s = epoch == first_epoch ? first_s : 0; s < steps_per_epoch && step != step_limit;
+           ++s, ++step) {
         const auto step_start = Clock::now();
         for (size_t g = 0; g < base_lrs.size(); ++g)
           optimizer.param_groups()[g].options().set_lr(
@@ -687,6 +710,19 @@ struct ContinualTrainer::Impl {
         }
         log_step(t, step, total, loss_value, optimizer.param_groups()[0].options().get_lr(),
                  tokens_seen, start);
+        // ---- checkpoint hook: cadence, and SIGTERM/SIGINT agreed by every rank ----
+        if (ckpt_dir) {
+          const bool stop = agree_on_stop();
+          const auto every = cfg.checkpoint.every_steps;
+          if (stop || (every > 0 && steps_run % every == 0)) {
+            InTask it{t,         &entry, &optimizer, &all_params, &param_names, epoch, s + 1,
+                      step + 1,  total,  std::min(n, (s + 1) * per_step), best_val, bad_epochs,
+                      &best_params};
+            if (is_root()) save_checkpoint(capture(&it), false);
+          }
+          if (stop) throw StopRequested("stopped by a signal after step " + std::to_string(steps_run) +
+                                        "; resume with --resume auto");
+        }
       }
       if (tc.early_stop_patience > 0 && !data[t].validation.empty()) {
         torch::Tensor prefix;
@@ -742,6 +778,7 @@ struct ContinualTrainer::Impl {
       nlohmann::json line = {{"task", data[t].name}, {"step", step + 1}, {"loss", loss},
                              {"lr", lr}, {"tokens_per_s", tps}};
       metrics_out << line.dump() << "\n" << std::flush;
+      metric_history.push_back(line.dump());
     }
     const double eta = step + 1 < total ? elapsed / double(step + 1) * double(total - step - 1) : 0;
     if (progress_line) {
@@ -843,6 +880,228 @@ struct ContinualTrainer::Impl {
     }
   }
 
+  // ---- checkpoints (SPEC 4): state capture and restore --------------------------------
+
+  // Names of the optimizer's parameters, in its order (prompt group, then LoRA group).
+  std::vector<std::string> trainable_names(
+      const std::map<std::string, std::shared_ptr<LoraAdapter>>& adapters) {
+    std::vector<std::string> names;
+    if (is_sparc(cfg.method)) names.push_back("z");
+    else if (cfg.method == "prompt") names.push_back("prompt");
+    if (cfg.method == "full")
+      for (auto& [name, w] : model->named_weights()) names.push_back("weights." + name);
+    for (auto& [name, a] : adapters) names.push_back("lora." + name + ".a"), names.push_back("lora." + name + ".b");
+    return names;
+  }
+
+  // The position of a task being trained, for capture().
+  struct InTask {
+    size_t task;
+    const TaskEntry* entry;
+    torch::optim::AdamW* optimizer;
+    const std::vector<torch::Tensor>* params;
+    const std::vector<std::string>* names;
+    std::int64_t epoch, step_in_epoch, task_step, total, sample_offset;
+    double best_val;
+    int bad_epochs;
+    const std::vector<torch::Tensor>* best_params;
+  };
+
+  // One MAX all-reduce of the local stop flag (tag control, never grad), so
+  // every rank stops after the same step.
+  bool agree_on_stop() {
+    int local = stop_signal_received() ? 1 : 0;
+    if (world() == 1) return local != 0;
+    auto flag = torch::tensor({local}, torch::kInt32);
+    comm->all_reduce(flag, ReduceOp::kMax, CommTag::kControl);
+    return flag.item<int>() != 0;
+  }
+
+  static CkptTask to_ckpt(const TaskEntry& e) {
+    CkptTask c;
+    c.name = e.name;
+    c.mu = e.subspace.mu;
+    c.basis = e.subspace.basis;
+    c.eigenvalues = e.subspace.eigenvalues;
+    c.explained_variance_ratio = e.subspace.explained_variance_ratio;
+    c.z = e.z.defined() ? e.z.detach() : e.z;
+    c.z_init = e.z_init;
+    c.prompt = e.prompt.defined() ? e.prompt.detach() : e.prompt;
+    for (const auto& [m, a] : e.lora) c.lora[m] = {a->a.detach(), a->b.detach()};
+    c.reused_from = e.reused_from;
+    c.similarities = e.similarities;
+    c.orth_directions = e.orth_directions;
+    c.orth_capped = e.orth_capped;
+    c.orth_residual = e.orth_residual;
+    return c;
+  }
+
+  std::map<std::string, std::shared_ptr<LoraAdapter>> adapters_from(
+      const std::map<std::string, CkptLora>& saved, bool trainable) {
+    std::map<std::string, std::shared_ptr<LoraAdapter>> out;
+    for (const auto& [m, l] : saved) {
+      auto a = std::make_shared<LoraAdapter>();
+      a->a = l.a.to(model->device()).clone();
+      a->b = l.b.to(model->device()).clone();
+      if (trainable) a->a.requires_grad_(true), a->b.requires_grad_(true);
+      a->scale = cfg.lora.alpha / cfg.lora.rank;
+      a->dropout = cfg.lora.dropout;
+      out[m] = a;
+    }
+    return out;
+  }
+
+  TaskEntry from_ckpt(const CkptTask& c, bool trainable) {
+    TaskEntry e;
+    e.name = c.name;
+    e.subspace.mu = c.mu;
+    e.subspace.basis = c.basis;
+    e.subspace.eigenvalues = c.eigenvalues;
+    e.subspace.explained_variance_ratio = c.explained_variance_ratio;
+    e.z = c.z;
+    e.z_init = c.z_init;
+    e.prompt = c.prompt;
+    e.lora = adapters_from(c.lora, trainable);
+    e.reused_from = c.reused_from;
+    e.similarities = c.similarities;
+    e.orth_directions = c.orth_directions;
+    e.orth_capped = c.orth_capped;
+    e.orth_residual = c.orth_residual;
+    return e;
+  }
+
+  // Everything run() needs to continue: at a task boundary (`it` null: the
+  // next task is library.size()) or within a task.
+  TrainingState capture(const InTask* it) {
+    TrainingState st;
+    st.config_yaml = to_yaml(cfg);
+    st.model_fingerprint = fingerprint;
+    st.model_path = cfg.model.path;
+    const auto& mc = model->config();
+    st.arch = arch_name(mc.arch);
+    st.dim = mc.dim, st.n_layers = mc.n_layers, st.n_heads = mc.n_heads;
+    st.n_kv_heads = mc.n_kv_heads, st.vocab_size = mc.vocab_size;
+    st.method = cfg.method;
+    st.setting = cfg.setting;
+    st.seed = cfg.seed;
+    st.world_size = world();
+    for (const auto& d : data) st.tasks.push_back(d.name);
+    st.rng_streams = {{"split", kSplitStream}, {"init", kInitStream}, {"lora", kLoraStream},
+                      {"dropout", kDropoutStream}};
+    for (size_t i = 0; i < subspaces.size(); ++i) {
+      CkptTask c;
+      c.name = data[i].name;
+      c.mu = subspaces[i].mu, c.basis = subspaces[i].basis, c.eigenvalues = subspaces[i].eigenvalues;
+      c.explained_variance_ratio = subspaces[i].explained_variance_ratio;
+      st.subspaces.push_back(c);
+    }
+    for (const auto& e : library) st.library.push_back(to_ckpt(e));
+    for (const auto& [m, a] : shared_lora) st.shared_lora[m] = {a->a.detach(), a->b.detach()};
+    if (cfg.method == "full")
+      for (auto& [name, w] : model->named_weights()) st.weights.emplace_back(name, w.detach());
+    st.global_step = steps_run;
+    st.task = std::int64_t(library.size());
+    if (it) {
+      st.in_task = true;
+      st.task = std::int64_t(it->task);
+      st.epoch = it->epoch, st.step_in_epoch = it->step_in_epoch, st.task_step = it->task_step;
+      st.task_total_steps = it->total, st.sample_offset = it->sample_offset;
+      st.current = to_ckpt(*it->entry);
+      for (size_t i = 0; i < it->params->size(); ++i) {
+        CkptParam p;
+        p.name = (*it->names)[i];
+        const auto& param = (*it->params)[i];
+        auto found = it->optimizer->state().find(c10::guts::to_string(param.unsafeGetTensorImpl()));
+        if (found != it->optimizer->state().end()) {
+          auto& adam = static_cast<torch::optim::AdamWParamState&>(*found->second);
+          p.step = adam.step();
+          p.exp_avg = adam.exp_avg();
+          p.exp_avg_sq = adam.exp_avg_sq();
+        }
+        st.params.push_back(p);
+      }
+      st.best_val = it->best_val;
+      st.bad_epochs = it->bad_epochs;
+      st.best_params = *it->best_params;
+    }
+    if (results_so_far) {
+      st.accuracy = results_so_far->accuracy;
+      st.zero_shot = results_so_far->zero_shot;
+      st.test_sizes = results_so_far->test_sizes;
+      st.ppl_before = results_so_far->ppl_before;
+      st.trainable_params = results_so_far->trainable_params;
+      st.model_params = results_so_far->model_params;
+    }
+    if (routed_right_so_far) st.routed_right = *routed_right_so_far;
+    st.metric_history = metric_history;
+    return st;
+  }
+
+  void save_checkpoint(const TrainingState& st, bool task_end) {
+    const std::string path = ckpt_dir->save(st, task_end, rank());
+    spdlog::info("checkpoint {} (task {}, global step {})", path, st.task, st.global_step);
+  }
+
+  void restore_optimizer(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
+                         const std::vector<std::string>& names, const TrainingState& st) {
+    if (st.params.size() != params.size())
+      throw InputError("checkpoint", "holds optimizer state for " + std::to_string(st.params.size()) +
+                                         " tensors, this run trains " + std::to_string(params.size()));
+    for (size_t i = 0; i < params.size(); ++i) {
+      const CkptParam& p = st.params[i];
+      if (p.name != names[i])
+        throw InputError("checkpoint", "optimizer tensor " + std::to_string(i) + " is '" + p.name +
+                                           "', expected '" + names[i] + "'");
+      if (!p.exp_avg.defined()) continue;  // no step taken yet
+      auto state = std::make_unique<torch::optim::AdamWParamState>();
+      state->step(p.step);
+      state->exp_avg(p.exp_avg.to(params[i].device(), params[i].scalar_type()).clone());
+      state->exp_avg_sq(p.exp_avg_sq.to(params[i].device(), params[i].scalar_type()).clone());
+      optimizer.state()[c10::guts::to_string(params[i].unsafeGetTensorImpl())] = std::move(state);
+    }
+  }
+
+  // Restores everything before the task loop; returns the first task to run.
+  size_t restore_run(RunResults& r, std::int64_t& routed_right) {
+    const TrainingState& st = *resumed;
+    subspaces.clear();
+    for (const auto& c : st.subspaces) {
+      Subspace sub;
+      sub.mu = c.mu, sub.basis = c.basis, sub.eigenvalues = c.eigenvalues;
+      sub.explained_variance_ratio = c.explained_variance_ratio;
+      subspaces.push_back(sub);
+    }
+    library.clear();
+    for (const auto& c : st.library) library.push_back(from_ckpt(c, false));
+    shared_lora = adapters_from(st.shared_lora, true);
+    if (cfg.method == "full") {
+      torch::NoGradGuard no_grad;
+      std::map<std::string, torch::Tensor> saved(st.weights.begin(), st.weights.end());
+      for (auto& [name, w] : model->named_weights()) {
+        auto it = saved.find(name);
+        if (it == saved.end()) throw InputError("checkpoint", "no trained weight '" + name + "'");
+        auto target = w;
+        target.copy_(it->second);
+      }
+    }
+    r.accuracy = st.accuracy;
+    r.zero_shot = st.zero_shot;
+    r.test_sizes = st.test_sizes;
+    r.ppl_before = st.ppl_before;
+    routed_right = st.routed_right;
+    metric_history = st.metric_history;
+    steps_run = st.global_step;
+    if (is_root())
+      for (const auto& line : metric_history) metrics_out << line << "\n";
+    metrics_out << std::flush;
+    spdlog::info("resumed: {} of {} tasks done{}, global step {}", st.library.size(), data.size(),
+                 st.in_task ? fmt::format(", task '{}' at step {} of {}", data[st.task].name,
+                                          st.task_step, st.task_total_steps)
+                            : std::string(),
+                 st.global_step);
+    return size_t(st.task);
+  }
+
   std::int64_t trainable_per_task() {
     std::int64_t n = 0;
     const std::int64_t P = cfg.prompt.length;
@@ -884,11 +1143,23 @@ RunResults ContinualTrainer::run() {
   torch::manual_seed(s.cfg.seed);  // nothing should draw from it; set for safety
 
   s.load_inputs();
+  // ---- checkpoint set-up and resume hook (SPEC 4) ----
+  s.fingerprint = model_fingerprint(s.cfg.model.path);
+  s.ckpt_dir = std::make_unique<CheckpointDir>(
+      s.cfg.checkpoint.dir.empty() ? s.run_dir + "/checkpoints" : s.cfg.checkpoint.dir,
+      s.cfg.checkpoint.keep);
+  RunResults r;
+  std::int64_t routed_right = 0;
+  s.results_so_far = &r;
+  s.routed_right_so_far = &routed_right;
+  size_t first_task = 0;
+  if (s.resumed) {
+    first_task = s.restore_run(r, routed_right);
+    if (!s.resumed->in_task) s.resumed.reset();
+  } else {
+  // ---- end of hook ----
   s.compute_subspaces();
 
-  RunResults r;
-  r.model_params = s.model->parameter_count();
-  r.trainable_params = s.trainable_per_task();
   for (size_t j = 0; j < s.data.size(); ++j) {
     r.test_sizes.push_back(std::int64_t(s.data[j].test.size()));
     r.zero_shot.push_back(s.accuracy_with(j, nullptr));
@@ -897,10 +1168,16 @@ RunResults ContinualTrainer::run() {
   }
   r.ppl_before = s.perplexity();
   if (s.cfg.method == "lora") s.shared_lora = s.fresh_lora(0);
+  }
+  r.model_params = s.model->parameter_count();
+  r.trainable_params = s.trainable_per_task();
 
-  std::int64_t routed_right = 0;
-  for (size_t t = 0; t < s.data.size(); ++t) {
-    TaskEntry entry = s.initial_entry(t, s.is_root());
+  for (size_t t = first_task; t < s.data.size(); ++t) {
+    TaskEntry entry;
+    if (s.resumed) {  // resume hook: the interrupted task continues from its saved state
+      entry = s.from_ckpt(s.resumed->current, true);
+    } else {
+    entry = s.initial_entry(t, s.is_root());
     // The coordinator's initialisation is the one every rank trains from.
     if (entry.z.defined()) {
       s.from_root(entry.z, CommTag::kControl);
@@ -909,12 +1186,18 @@ RunResults ContinualTrainer::run() {
     } else if (entry.prompt.defined()) {
       s.from_root(entry.prompt, CommTag::kControl);
     }
+    }
     s.train_task(t, entry);
     s.library.push_back(std::move(entry));
     r.accuracy.push_back(s.evaluate_row(t, &routed_right));
     std::string row;
     for (double a : r.accuracy.back()) row += fmt::format(" {:.4f}", a);
     spdlog::info("after task '{}': accuracy{}", s.data[t].name, row);
+    // ---- checkpoint hook: every task end; a stop request takes effect here too ----
+    if (s.is_root()) s.save_checkpoint(s.capture(nullptr), true);
+    if (s.agree_on_stop())
+      throw StopRequested("stopped by a signal after task '" + s.data[t].name +
+                          "'; resume with --resume auto");
   }
   if (s.cfg.setting == "domain-incremental" && per_task_prompt(s.cfg.method)) {
     std::int64_t total = 0;
@@ -933,6 +1216,62 @@ RunResults ContinualTrainer::run() {
     write_results_json(s.run_dir + "/results.json", s.cfg, r, s.library);
   }
   return r;
+}
+
+void ContinualTrainer::resume(const std::string& spec) {
+  Impl& s = *impl_;
+  const std::string dir =
+      s.cfg.checkpoint.dir.empty() ? s.run_dir + "/checkpoints" : s.cfg.checkpoint.dir;
+  // Rank 0 picks the checkpoint (verifying checksums), every rank reads it.
+  std::string error, chosen;
+  if (s.is_root()) {
+    try {
+      if (spec == "auto" || is_directory(spec)) {
+        CheckpointDir d(spec == "auto" ? dir : spec, s.cfg.checkpoint.keep);
+        std::vector<std::string> skipped;
+        chosen = d.newest_valid(&skipped);
+        for (const auto& why : skipped) spdlog::warn("checkpoint skipped: {}", why);
+        if (chosen.empty())
+          spdlog::info("no valid checkpoint in {}: starting from the beginning", d.dir());
+      } else {
+        const std::string why = verify_checkpoint(spec);
+        if (!why.empty()) throw InputError(spec, why);
+        chosen = spec;
+      }
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+  }
+  if (s.comm) {
+    agree_on_errors(*s.comm, error);
+    auto text = torch::zeros({4096}, torch::kUInt8);
+    if (s.is_root()) std::memcpy(text.data_ptr(), chosen.data(), std::min<size_t>(chosen.size(), 4095));
+    s.from_root(text, CommTag::kControl);
+    chosen = reinterpret_cast<const char*>(text.data_ptr());
+  } else if (!error.empty()) {
+    throw InputError("", error);
+  }
+  if (chosen.empty()) return;
+  try {
+    auto st = std::make_unique<TrainingState>(read_checkpoint_file(chosen));
+    auto problems = resume_conflicts(s.cfg, parse_run_config(st->config_yaml, chosen, ""),
+                                     size_t(st->task) + (st->in_task ? 1 : 0));
+    if (st->model_fingerprint != model_fingerprint(s.cfg.model.path))
+      problems.insert(problems.begin(),
+                      "the base model differs (fingerprint of " + s.cfg.model.path +
+                          " does not match the checkpoint's " + st->model_path + ")");
+    if (!problems.empty()) {
+      std::string text;
+      for (const auto& p : problems) text += "\n  " + p;
+      throw InputError(chosen, "cannot resume this run from it:" + text);
+    }
+    s.resumed = std::move(st);
+    spdlog::info("resuming from {}", chosen);
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (s.comm) agree_on_errors(*s.comm, error);
+  else if (!error.empty()) throw InputError("", error);
 }
 
 ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {

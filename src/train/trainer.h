@@ -73,6 +73,14 @@ class ContinualTrainer {
   ~ContinualTrainer();
   RunResults run();
 
+  // Continues run() from a checkpoint (SPEC 4): `spec` is "auto" (the newest
+  // checkpoint in checkpoint.dir that verifies, damaged ones reported and
+  // skipped; none: run() starts from the beginning) or a checkpoint file
+  // (or a directory of them). Refuses a checkpoint of another base model or
+  // of a config that differs in more than logging, checkpoint cadence and
+  // the number of ranks. Every rank calls it with the same spec, before run().
+  void resume(const std::string& spec);
+
   // Times `steps` optimizer steps of the first task (after one untimed
   // warm-up step): loads and agrees like run(), writes nothing.
   struct StepBench {

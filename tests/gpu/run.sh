@@ -25,6 +25,8 @@ debs=(
   librdmacm1 libnl-3-200 libnl-route-3-200 libpsm-infinipath1 libpsm2-2
   # HDF5
   libhdf5-103-1 libhdf5-cpp-103-1 libhdf5-hl-100 libhdf5-hl-cpp-100 libhdf5-dev libsz2 libaec0
+  # SHA-256 of checkpoints (libcrypto)
+  libssl3 libssl-dev
   # The rest
   libyaml-cpp0.7 libyaml-cpp-dev libspdlog1.10 libspdlog-dev libfmt9 libfmt-dev libcli11-dev
   nlohmann-json3-dev libeigen3-dev libgtest-dev libpcre2-dev libpcre2-8-0
@@ -87,6 +89,9 @@ step bench_allreduce_nccl sh -c "build-gpu/sparc bench allreduce --backend nccl 
 step bench_allreduce_mpi sh -c "build-gpu/sparc bench allreduce --backend mpi --json \
   >'$OUT/bench_allreduce_mpi.jsonl'"
 cat "$OUT"/bench_allreduce_*.jsonl 2>/dev/null
+
+# ---- PEFT: the export of a sparc+lora checkpoint loads in Hugging Face peft ----
+step peft_load python3 tests/gpu/peft_load.py build-gpu/sparc "$OUT/peft_work"
 
 echo "== status"
 cat "$OUT/status"
