@@ -37,6 +37,15 @@ if [ "${SPARC_TERM_VIA:-}" = USR2 ]; then
   while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done
   rc=0
   wait "$child" || rc=$?
+  # After a stop, sparc's other ranks exit 75 at once while rank 0 may still
+  # be writing the checkpoint, and mpirun ends the job at the first non-zero
+  # exit, killing rank 0 mid-write. So they linger (at most 60 s) until
+  # rank 0's own exit 75 ends the job.
+  if [ $rc -eq 75 ] && [ "${OMPI_COMM_WORLD_RANK:-0}" != 0 ]; then
+    trap 'exit 75' TERM INT USR2
+    sleep 60 &
+    wait $! || true
+  fi
   exit $rc
 fi
 exec "$@"

@@ -96,4 +96,17 @@ kill -USR2 -- -"$group"
 rc=0
 wait "$group" || rc=$?
 [ $rc -eq 75 ] || fail "rank.sh: SIGUSR2 to the group gave exit $rc, expected the command's 75 on SIGTERM"
-echo "PASS: launcher command lines, GPU binding, SIGUSR2 -> SIGTERM"
+# A non-root rank that exits 75 stays until mpirun ends the job (SIGTERM), so
+# mpirun's first non-zero exit is rank 0's, after its checkpoint is written.
+SPARC_TERM_VIA=USR2 OMPI_COMM_WORLD_RANK=1 "$rank" sh -c 'exit 75' &
+lingering=$!
+sleep 1
+kill -0 "$lingering" 2>/dev/null || fail "rank.sh: rank 1 left at once after exit 75"
+kill -TERM "$lingering"
+rc=0
+wait "$lingering" || rc=$?
+[ $rc -eq 75 ] || fail "rank.sh: lingering rank 1 exited $rc on SIGTERM, expected 75"
+rc=0
+SPARC_TERM_VIA=USR2 OMPI_COMM_WORLD_RANK=0 timeout 5 "$rank" sh -c 'exit 75' || rc=$?
+[ $rc -eq 75 ] || fail "rank.sh: rank 0's exit 75 came back as $rc"
+echo "PASS: launcher command lines, GPU binding, SIGUSR2 -> SIGTERM, exit 75 ordering"
