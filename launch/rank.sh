@@ -42,9 +42,10 @@ if [ "${SPARC_TERM_VIA:-}" = USR2 ]; then
   # exit, killing rank 0 mid-write. So they linger (at most 60 s) until
   # rank 0's own exit 75 ends the job.
   if [ $rc -eq 75 ] && [ "${OMPI_COMM_WORLD_RANK:-0}" != 0 ]; then
-    trap 'exit 75' TERM INT USR2
     sleep 60 &
-    wait $! || true
+    sleeper=$!
+    trap 'kill "$sleeper" 2>/dev/null; exit 75' TERM INT USR2
+    wait "$sleeper" || true
   fi
   exit $rc
 fi
