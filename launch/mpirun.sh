@@ -135,10 +135,13 @@ fi
 # After a rank calls MPI_Abort (the watchdog does, on a stalled or dead
 # peer), mpirun waits until every host's daemon confirms that its ranks are
 # gone. A stalled host (stopped, swapping to death, half-dead NIC) never
-# confirms, and mpirun would hang with it. So mpirun's stderr is watched for
-# the abort; if mpirun is still there abort_grace seconds later, it is killed
-# (the daemons of the healthy hosts then end their ranks) and the launcher
-# exits 1.
+# confirms, and mpirun would hang with it. So the launcher watches for the
+# end of the job: the first of (1) every rank on this host has exited (they
+# are mpirun's children running rank.sh), (2) mpirun's stderr shows the
+# abort or a watchdog report. If mpirun is still there abort_grace seconds
+# later, it is killed (the daemons of the healthy hosts then end their
+# ranks) and the launcher exits 1. (1) needs no message: Open MPI's abort
+# notice can itself get lost on its way from a rank to mpirun.
 # Preemption: mpirun answers SIGTERM by killing the ranks within a second, so
 # the launcher sends SIGUSR2 instead, which mpirun forwards to every rank,
 # and launch/rank.sh hands it to sparc as SIGTERM: every rank finishes its
@@ -149,7 +152,10 @@ trap 'rm -f "$marker"' EXIT
 env "${env_vars[@]}" "${cmd[@]}" 2> >(
   while IFS= read -r line; do
     printf '%s\n' "$line" >&2
-    case $line in *"MPI_ABORT was invoked"*) date +%s > "$marker" ;; esac
+    case $line in
+      *"MPI_ABORT was invoked"*|"sparc: rank "*": collective "*" waited "*)
+        [ -s "$marker" ] || date +%s > "$marker" ;;
+    esac
   done
 ) &
 mpirun_pid=$!
@@ -159,9 +165,26 @@ stop_ranks() {
 }
 trap 'stop_ranks TERM' TERM
 trap 'stop_ranks INT' INT
+local_ranks() { { pgrep -P "$mpirun_pid" -f "$here/rank.sh" 2>/dev/null || true; } | wc -l; }
+seen_local=0
+ended_at=""
 while kill -0 "$mpirun_pid" 2>/dev/null; do
-  if [ -s "$marker" ] && [ $(( $(date +%s) - $(cat "$marker") )) -ge "$abort_grace" ]; then
-    echo "mpirun.sh: mpirun still running ${abort_grace} s after MPI_Abort (a stalled host?): killing it" >&2
+  if [ -z "$ended_at" ]; then
+    n=$(local_ranks)
+    if [ "$n" -gt 0 ]; then
+      seen_local=1
+    elif [ $seen_local -eq 1 ]; then
+      ended_at=$(date +%s)
+    fi
+  fi
+  since=${ended_at:-}
+  why="every rank on this host exited"
+  if [ -s "$marker" ] && { [ -z "$since" ] || [ "$(cat "$marker")" -lt "$since" ]; }; then
+    since=$(cat "$marker")
+    why="a rank reported a stall or called MPI_Abort"
+  fi
+  if [ -n "$since" ] && [ $(( $(date +%s) - since )) -ge "$abort_grace" ]; then
+    echo "mpirun.sh: $why ${abort_grace} s ago and mpirun still waits (for a stalled host?): killing it" >&2
     kill -KILL "$mpirun_pid" 2>/dev/null
     wait "$mpirun_pid" 2>/dev/null || true
     exit 1
