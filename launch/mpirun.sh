@@ -165,13 +165,30 @@ stop_ranks() {
 }
 trap 'stop_ranks TERM' TERM
 trap 'stop_ranks INT' INT
-local_ranks() { { pgrep -P "$mpirun_pid" -f "$here/rank.sh" 2>/dev/null || true; } | wc -l; }
+# The ranks on this host, as mpirun's children running rank.sh (each leads
+# its own process group). Whatever of them outlives mpirun is killed when
+# the launcher exits: no rank of an ended job may go on writing to its run.
+known_ranks=" "
+reap_ranks() {
+  local pid
+  for pid in $known_ranks; do
+    if kill -0 "$pid" 2>/dev/null && grep -q "rank.sh" "/proc/$pid/cmdline" 2>/dev/null; then
+      echo "mpirun.sh: rank process $pid outlived mpirun: killing it" >&2
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+    fi
+  done
+  rm -f "$marker"
+}
+trap reap_ranks EXIT
 seen_local=0
 ended_at=""
 while kill -0 "$mpirun_pid" 2>/dev/null; do
   if [ -z "$ended_at" ]; then
-    n=$(local_ranks)
-    if [ "$n" -gt 0 ]; then
+    ranks=$(pgrep -P "$mpirun_pid" -f "$here/rank.sh" 2>/dev/null || true)
+    for pid in $ranks; do
+      case $known_ranks in *" $pid "*) ;; *) known_ranks+="$pid " ;; esac
+    done
+    if [ -n "$ranks" ]; then
       seen_local=1
     elif [ $seen_local -eq 1 ]; then
       ended_at=$(date +%s)
@@ -185,6 +202,7 @@ while kill -0 "$mpirun_pid" 2>/dev/null; do
   fi
   if [ -n "$since" ] && [ $(( $(date +%s) - since )) -ge "$abort_grace" ]; then
     echo "mpirun.sh: $why ${abort_grace} s ago and mpirun still waits (for a stalled host?): killing it" >&2
+    ps -o pid,ppid,stat,args --ppid "$mpirun_pid" >&2 || true
     kill -KILL "$mpirun_pid" 2>/dev/null
     wait "$mpirun_pid" 2>/dev/null || true
     exit 1

@@ -16,6 +16,7 @@
 # after the failure part has passed) when the binary has no --resume.
 # Namespaces and every process in them are removed on any exit.
 # Usage: netns_test.sh run|kill|stop|term SPARC_BINARY PROJECT_ROOT REFERENCE_RUN_DIR
+# (SPARC_TEST_KEEP=DIR keeps a copy of the run and logs there.)
 set -u
 mode=$1
 sparc=$2
@@ -33,7 +34,7 @@ state=$(mktemp -d /tmp/sparc-netns.XXXXXX)
 work=$(mktemp -d /tmp/sparc-netns-job.XXXXXX)
 cleanup() {
   "$root/cluster/netns/down.sh" "$state" --remove
-  rm -rf "$work"
+  [ -n "${SPARC_TEST_KEEP:-}" ] && cp -r "$work" "$SPARC_TEST_KEEP"; rm -rf "$work"
 }
 trap cleanup EXIT
 "$root/cluster/netns/up.sh" "$state" 2 || fail "could not make the network namespaces"
@@ -127,6 +128,8 @@ if ! has_resume; then
   echo "skipped: resume part: $sparc has no --resume (sparc train --help)"
   exit 77
 fi
+echo "left on h1: $(ip netns pids "$(awk '$3 == "h1" {print $2}' "$state/hosts")" | xargs -r ps -o pid=,stat=,args= -p | cut -c1-100)"
+echo "left on h2: $(ip netns pids "$h2" | xargs -r ps -o pid=,stat=,args= -p | cut -c1-100)"
 # A stalled or killed host is restarted clean (its leftovers removed).
 for pid in $(ip netns pids "$h2"); do kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; done
 start_job "$work/resume.log" --resume auto
