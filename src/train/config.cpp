@@ -439,6 +439,7 @@ void read_train(Section s, TrainSection& t) {
   s.read("lambda_orth", t.lambda_orth, kNonNegative);
   s.read("val_fraction", t.val_fraction, kUnitHalfOpen);
   s.read("max_train_examples", t.max_train_examples, 0);
+  s.read("max_bad_steps", t.max_bad_steps, 1);
 }
 
 void read_verbalizer(Section& s, TaskSpec& task, Problems& problems) {
@@ -629,7 +630,7 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   read_train(Section(problems, top.get("train"), "train",
                      {"epochs", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
                       "schedule", "max_grad_norm", "max_length", "early_stop_patience", "log_every",
-                      "lambda_orth", "val_fraction", "max_train_examples"}),
+                      "lambda_orth", "val_fraction", "max_train_examples", "max_bad_steps"}),
              c.train);
   Section eval(problems, top.get("eval"), "eval", {"batch_size", "ppl_text", "max_examples"});
   eval.read("batch_size", c.eval.batch_size, 1);
@@ -715,6 +716,7 @@ std::string to_yaml(const RunConfig& c) {
   num("lambda_orth", t.lambda_orth);
   num("val_fraction", t.val_fraction);
   integer("max_train_examples", t.max_train_examples);
+  integer("max_bad_steps", t.max_bad_steps);
   out << YAML::EndMap;
   begin("eval");
   integer("batch_size", c.eval.batch_size);
@@ -773,7 +775,7 @@ bool operator==(const TrainSection& a, const TrainSection& b) {
   auto fields = [](const TrainSection& t) {
     return std::tie(t.epochs, t.batch_size, t.grad_accum, t.lr, t.weight_decay, t.warmup_steps,
                     t.schedule, t.max_grad_norm, t.max_length, t.early_stop_patience, t.log_every,
-                    t.lambda_orth, t.val_fraction, t.max_train_examples);
+                    t.lambda_orth, t.val_fraction, t.max_train_examples, t.max_bad_steps);
   };
   return fields(a) == fields(b);
 }

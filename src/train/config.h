@@ -57,6 +57,7 @@ struct TrainSection {
   double lambda_orth = 0.0;
   double val_fraction = 0.1;   // held out of train when a task has no validation file
   int max_train_examples = 0;  // 0: all
+  int max_bad_steps = 3;  // consecutive steps with a NaN/Inf gradient before the run stops
 };
 
 struct EvalSection {

@@ -102,7 +102,8 @@ struct ContinualTrainer::Impl {
   // Benchmarks: stop a task after this many optimizer steps (-1: never) and
   // time every step after the first.
   std::int64_t step_limit = -1;
-  std::int64_t steps_run = 0;  // optimizer steps over the whole run (fault injection)
+  std::int64_t steps_run = 0;
+  std::int64_t bad_steps_in_a_row = 0, skipped_steps = 0;  // non-finite gradients  // optimizer steps over the whole run (fault injection)
   double timed_seconds = 0;
   std::int64_t rss_before_model_kb = 0;
   std::int64_t timed_steps = 0, timed_tokens = 0, timed_examples = 0;
@@ -638,6 +639,12 @@ struct ContinualTrainer::Impl {
     }
   }
 
+  static bool gradients_finite(const std::vector<torch::Tensor>& params) {
+    for (const auto& p : params)
+      if (p.grad().defined() && !torch::isfinite(p.grad()).all().item<bool>()) return false;
+    return true;
+  }
+
   struct Trainables {
     std::vector<torch::Tensor> prompt_group, lora_group;  // leaves
   };
@@ -759,8 +766,27 @@ struct ContinualTrainer::Impl {
           loss.backward();
           loss_value += loss.item<double>();
         }
-        fault_point("step", ++steps_run, rank());
+        if (fault_point("step", ++steps_run, rank()))  // SPARC_FAULT=nan@step:N
+          for (auto& p : all_params)
+            if (p.grad().defined()) p.mutable_grad().fill_(std::nan(""));
         reduce_gradients(all_params);
+        // A NaN or Inf on any rank is in the summed gradient on every rank:
+        // all skip the step together, and stop after max_bad_steps in a row.
+        if (!gradients_finite(all_params)) {
+          ++bad_steps_in_a_row;
+          ++skipped_steps;
+          spdlog::warn("task '{}' step {}: non-finite gradient, step skipped ({} in a row, {} "
+                       "in this run)",
+                       data[t].name, step + 1, bad_steps_in_a_row, skipped_steps);
+          if (bad_steps_in_a_row >= tc.max_bad_steps)
+            throw AgreedError(cfg.source_path, std::to_string(bad_steps_in_a_row) +
+                              " optimizer steps in a row had non-finite gradients "
+                              "(train.max_bad_steps); stopped without writing over the last "
+                              "checkpoint (lower train.lr, or resume with --resume auto)");
+          optimizer.zero_grad();
+          continue;
+        }
+        bad_steps_in_a_row = 0;
         if (world() > 1 && is_logged(step, total)) {  // the global loss, for the log only
           auto l = torch::tensor({loss_value}, torch::kFloat64);
           sum_over_ranks(l, CommTag::kControl);
@@ -787,6 +813,9 @@ struct ContinualTrainer::Impl {
                       &best_params};
             if (is_root()) save_checkpoint(capture(&it), false);
           }
+          // Every rank leaves only once rank 0's checkpoint is on disk: a
+          // launcher ends the job at the first rank that exits.
+          if (stop && world() > 1) comm->barrier(CommTag::kControl);
           if (stop) throw StopRequested("stopped by a signal after step " + std::to_string(steps_run) +
                                         "; resume with --resume auto");
         }
@@ -1261,9 +1290,11 @@ RunResults ContinualTrainer::run() {
     spdlog::info("after task '{}': accuracy{}", s.data[t].name, row);
     // ---- checkpoint hook: every task end; a stop request takes effect here too ----
     if (s.is_root()) s.save_checkpoint(s.capture(nullptr), true);
-    if (s.agree_on_stop())
+    if (s.agree_on_stop()) {
+      if (s.world() > 1) s.comm->barrier(CommTag::kControl);  // rank 0's checkpoint is written
       throw StopRequested("stopped by a signal after task '" + s.data[t].name +
                           "'; resume with --resume auto");
+    }
   }
   if (s.cfg.setting == "domain-incremental" && per_task_prompt(s.cfg.method)) {
     std::int64_t total = 0;
