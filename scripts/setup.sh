@@ -27,6 +27,7 @@ PACKAGES=(
   libpcre2-dev          # tokenizer.json pre-tokenizer regexes (Unicode classes, lookahead)
   sentencepiece         # spm_train / spm_encode, run by the tokenizer.model tests
   python3-torch python3-numpy  # the independent PyTorch reference the tests compare against
+  clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes (scripts/ci-extra.sh)
 )
 
 log() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
