@@ -188,7 +188,7 @@ std::vector<Case> cases() {
       {"SetWithoutValue", "train.lr", config(baseline_config(), " --set train.lr")},
       {"SetWrongType", "(--set train.epochs=many): train.epochs: expected an integer >= 1",
        config(baseline_config(), " --set train.epochs=many")},
-      {"SetUnknownKey", "unknown key 'trian.lr' (did you mean 'train.lr'?)",
+      {"SetUnknownKey", "(--set trian.lr=0.1): unknown key 'trian' (did you mean 'train'?)",
        config(baseline_config(), " --set trian.lr=0.1")},
       {"SetIndexOutOfRange", "tasks", config(baseline_config(), " --set tasks.5.name=x")},
       {"SetBadLoraTarget", "(did you mean 'q'?)",
@@ -286,6 +286,9 @@ std::vector<Case> cases() {
   };
   return c;
 }
+
+// Test names print the case, not its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class MalformedInput : public ::testing::TestWithParam<Case> {
  protected:
