@@ -61,6 +61,10 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
   # reported as leaks from uninstrumented modules: leak checking is off here
   # (it stays on for the parser tests above). Every other ASan/UBSan report
   # ends the process with an error.
+  # The stalled-rank test's 5 s watchdog is shorter than the imbalance
+  # between two ASan ranks in evaluation, and its 15 s for start-up too
+  # short: 30 s and 60 s here.
+  SPARC_STALLED_RANK_TIMEOUT_S=30 SPARC_STALLED_RANK_STARTUP_S=60 \
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$jobs" \
       -R '^(comm_|startup_agreement_|stalled_rank_|bench_step_)|^Cli|^MalformedInput|^TrainErrors' || failed=1
