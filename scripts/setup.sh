@@ -33,6 +33,7 @@ PACKAGES=(
   libxml2-utils         # xmllint: the report test parses the HTML page as XML
   slurmctld slurmd slurm-client munge  # the throwaway local Slurm cluster of the cluster tests
   iproute2              # network-namespace hosts of the cluster tests (ip netns)
+  clang libclang-rt-14-dev  # libFuzzer and sanitizer runtimes (scripts/ci-extra.sh)
 )
 # npm fetches the data-source packages (sparc prepare-data). A Node.js that
 # already brings npm (NodeSource's conflicts with Debian's npm) is kept.

@@ -10,6 +10,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "train/config.h"
+#include "train/preflight.h"
 #include "train/trainer.h"
 
 namespace sparc::cli {
@@ -45,13 +46,24 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     if (!root) spdlog::set_level(spdlog::level::warn);
     RunConfig cfg;
     std::string dir = args->run_dir.empty() ? "runs/" + stem(args->config) : args->run_dir;
-    std::string error;
+    // Everything that can be checked before a model is loaded, every problem
+    // listed: the config, the files it names, the run directory (rank 0 writes it).
+    std::vector<std::string> problems;
+    bool config_ok = false;
     try {
       cfg = load_run_config(args->config, args->sets);
-      if (root) make_directories(dir);
+      config_ok = true;
+      problems = check_run_inputs(cfg);
+    } catch (const ConfigError& e) {
+      problems = e.problems();
     } catch (const InputError& e) {
-      error = e.what();
+      problems.push_back(e.what());
     }
+    if (root)
+      for (auto& p : check_run_directory(dir, config_ok ? checkpoint_bytes_estimate(cfg) : 0))
+        problems.push_back(std::move(p));
+    std::string error;
+    for (const auto& p : problems) error += (error.empty() ? "" : "\n") + p;
     agree_on_errors(*comm, error);  // the first collective of the run
     comm->set_timeout(cfg.comm.timeout_s);
     agree_on_value(*comm, "config", fnv1a(to_yaml(cfg)));

@@ -14,7 +14,8 @@
 
 namespace sparc {
 namespace {
-constexpr std::int64_t kMessageBytes = 1024;
+// Room for every problem of a start-up check (a config with many mistakes).
+constexpr std::int64_t kMessageBytes = 16384;
 }
 
 void agree_on_errors(Communicator& comm, const std::string& local_error) {

@@ -230,7 +230,8 @@ std::vector<Example> parse_examples(std::string_view text, const std::string& pa
     json obj;
     try {
       obj = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+      // parse_error, and out_of_range for a number too large for a double (1e400).
       throw InputError(source, "invalid JSON: " + json_error_text(e.what()));
     }
     if (!obj.is_object()) throw InputError(source, "expected a JSON object, found " + describe(obj));

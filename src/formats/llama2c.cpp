@@ -1,5 +1,6 @@
 #include "formats/llama2c.h"
 
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -44,23 +45,33 @@ void check_header(const Llama2cHeader& h, const std::string& where) {
 }
 
 // Appends a tensor to the layout; `count` tensors of `shape` when per layer.
+// With `record` false it only adds up the size: a header claiming a million
+// layers is refused by its file size before a million map entries are made.
+// Sizes are counted in 128 bits: each field is below 2^21, so no product of
+// three fields, nor their sum, can wrap around.
 struct LayoutBuilder {
   Llama2cLayout& layout;
-  std::uint64_t offset;
+  unsigned __int128 offset;
+  bool record;
   void add(const std::string& name, std::vector<std::int64_t> shape, int layers = 0) {
-    std::uint64_t n = 1;
+    unsigned __int128 n = 1;
     for (auto d : shape) n *= static_cast<std::uint64_t>(d);
+    const unsigned __int128 bytes = n * sizeof(float);
+    if (!record) {
+      offset += bytes * static_cast<unsigned>(layers == 0 ? 1 : layers);
+      return;
+    }
     if (layers == 0) {
-      layout.tensors[name] = {shape, offset};
-      offset += n * sizeof(float);
+      layout.tensors[name] = {shape, static_cast<std::uint64_t>(offset)};
+      offset += bytes;
       return;
     }
     for (int l = 0; l < layers; ++l) {
-      layout.tensors[name + "." + std::to_string(l)] = {shape, offset};
-      offset += n * sizeof(float);
+      layout.tensors[name + "." + std::to_string(l)] = {shape, static_cast<std::uint64_t>(offset)};
+      offset += bytes;
     }
   }
-  void skip(std::uint64_t floats) { offset += floats * sizeof(float); }
+  void skip(std::uint64_t floats) { offset += static_cast<unsigned __int128>(floats) * sizeof(float); }
 };
 
 }  // namespace
@@ -93,49 +104,60 @@ Llama2cLayout parse_llama2c(const std::uint8_t* data, std::size_t size, const st
   } else {
     // Legacy: a negative vocab size means the classifier is stored separately.
     h.shared_classifier = h.vocab_size > 0;
-    if (h.vocab_size < 0) h.vocab_size = -h.vocab_size;
+    // INT32_MIN has no positive counterpart: left negative, check_header refuses it.
+    if (h.vocab_size < 0 && h.vocab_size != INT32_MIN) h.vocab_size = -h.vocab_size;
   }
   check_header(h, where);
 
   const std::int64_t D = h.dim, F = h.hidden_dim, L = h.n_layers, V = h.vocab_size;
   const std::int64_t KV = h.kv_dim(), HS = h.head_size();
-  LayoutBuilder b{layout, h.version == 1 ? kHeaderBytesV1 : 7 * sizeof(std::int32_t)};
-  if (h.version == 1) {
-    b.add("rms_att_weight", {D}, L);
-    b.add("rms_ffn_weight", {D}, L);
-    b.add("rms_final_weight", {D});
-    b.add("token_embedding_table", {V, D});
-    b.add("wq", {D, D}, L);
-    b.add("wk", {KV, D}, L);
-    b.add("wv", {KV, D}, L);
-    b.add("wo", {D, D}, L);
-    b.add("w1", {F, D}, L);
-    b.add("w2", {D, F}, L);
-    b.add("w3", {F, D}, L);
-  } else {
-    b.add("token_embedding_table", {V, D});
-    b.add("rms_att_weight", {D}, L);
-    b.add("wq", {D, D}, L);
-    b.add("wk", {KV, D}, L);
-    b.add("wv", {KV, D}, L);
-    b.add("wo", {D, D}, L);
-    b.add("rms_ffn_weight", {D}, L);
-    b.add("w1", {F, D}, L);
-    b.add("w2", {D, F}, L);
-    b.add("w3", {F, D}, L);
-    b.add("rms_final_weight", {D});
-    b.skip(static_cast<std::uint64_t>(h.seq_len) * HS);  // legacy RoPE tables (real, imag)
-  }
-  if (h.shared_classifier)
-    layout.tensors["wcls"] = layout.tensors["token_embedding_table"];
-  else
-    b.add("wcls", {V, D});
-  if (b.offset != size)
+  auto lay_out = [&](LayoutBuilder& b) {
+    if (h.version == 1) {
+      b.add("rms_att_weight", {D}, L);
+      b.add("rms_ffn_weight", {D}, L);
+      b.add("rms_final_weight", {D});
+      b.add("token_embedding_table", {V, D});
+      b.add("wq", {D, D}, L);
+      b.add("wk", {KV, D}, L);
+      b.add("wv", {KV, D}, L);
+      b.add("wo", {D, D}, L);
+      b.add("w1", {F, D}, L);
+      b.add("w2", {D, F}, L);
+      b.add("w3", {F, D}, L);
+    } else {
+      b.add("token_embedding_table", {V, D});
+      b.add("rms_att_weight", {D}, L);
+      b.add("wq", {D, D}, L);
+      b.add("wk", {KV, D}, L);
+      b.add("wv", {KV, D}, L);
+      b.add("wo", {D, D}, L);
+      b.add("rms_ffn_weight", {D}, L);
+      b.add("w1", {F, D}, L);
+      b.add("w2", {D, F}, L);
+      b.add("w3", {F, D}, L);
+      b.add("rms_final_weight", {D});
+      b.skip(static_cast<std::uint64_t>(h.seq_len) * HS);  // legacy RoPE tables (real, imag)
+    }
+    if (!h.shared_classifier)
+      b.add("wcls", {V, D});
+    else if (b.record)
+      layout.tensors["wcls"] = layout.tensors["token_embedding_table"];
+  };
+  // Sizes first: nothing is recorded for a file whose size does not match.
+  const std::uint64_t header_bytes = h.version == 1 ? kHeaderBytesV1 : 7 * sizeof(std::int32_t);
+  LayoutBuilder count{layout, header_bytes, false};
+  lay_out(count);
+  if (count.offset != size) {
+    const std::string implied = count.offset >> 64 ? "more than 2^64"
+                                                   : std::to_string(std::uint64_t(count.offset));
     throw InputError(where, "file has " + std::to_string(size) + " bytes but its llama2.c " +
                                 "header (dim=" + std::to_string(h.dim) + ", n_layers=" +
                                 std::to_string(h.n_layers) + ", vocab=" +
-                                std::to_string(h.vocab_size) + ") implies " +
-                                std::to_string(b.offset) + " (truncated or not a llama2.c file)");
+                                std::to_string(h.vocab_size) + ") implies " + implied +
+                                " (truncated or not a llama2.c file)");
+  }
+  LayoutBuilder b{layout, header_bytes, true};
+  lay_out(b);
   return layout;
 }
 

@@ -228,28 +228,31 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, std::uint64_t 
 
 // ---- SafetensorsReader -----------------------------------------------------
 
-SafetensorsReader::SafetensorsReader(const std::string& path) : file_(path) {
-  const std::uint64_t size = file_.size();
+SafetensorsHeader parse_safetensors_file(const std::uint8_t* data, std::uint64_t size,
+                                         const std::string& where, std::uint64_t* data_offset) {
   if (size < 8)
-    throw InputError(path,
+    throw InputError(where,
                      "file is " + std::to_string(size) +
                          " bytes, too short for a safetensors file (expected an 8-byte header "
                          "length, then the header)");
   std::uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | file_.data()[i];  // little-endian
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];  // little-endian
   if (header_len > size - 8)
-    throw InputError(path, "header length " + std::to_string(header_len) + " exceeds the " +
-                               std::to_string(size - 8) +
-                               " bytes after the length field "
-                               "(truncated or not a safetensors file)");
+    throw InputError(where, "header length " + std::to_string(header_len) + " exceeds the " +
+                                std::to_string(size - 8) +
+                                " bytes after the length field "
+                                "(truncated or not a safetensors file)");
   if (header_len > kMaxHeaderBytes)
-    throw InputError(path, "header length " + std::to_string(header_len) +
-                               " exceeds the limit of " + std::to_string(kMaxHeaderBytes) +
-                               " bytes");
+    throw InputError(where, "header length " + std::to_string(header_len) +
+                                " exceeds the limit of " + std::to_string(kMaxHeaderBytes) +
+                                " bytes");
+  if (data_offset) *data_offset = 8 + header_len;
+  std::string_view text(reinterpret_cast<const char*>(data) + 8, header_len);
+  return parse_safetensors_header(text, size - 8 - header_len, where);
+}
 
-  data_offset_ = 8 + header_len;
-  std::string_view text(reinterpret_cast<const char*>(file_.data()) + 8, header_len);
-  header_ = parse_safetensors_header(text, size - data_offset_, path);
+SafetensorsReader::SafetensorsReader(const std::string& path) : file_(path) {
+  header_ = parse_safetensors_file(file_.data(), file_.size(), path, &data_offset_);
   for (std::size_t i = 0; i < header_.tensors.size(); ++i) index_[header_.tensors[i].name] = i;
 }
 

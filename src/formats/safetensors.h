@@ -45,6 +45,14 @@ struct SafetensorsHeader {
 SafetensorsHeader parse_safetensors_header(std::string_view json, std::uint64_t data_size,
                                            const std::string& where);
 
+// A whole safetensors file held in memory: the 8-byte length, then the header
+// (checked as above against the bytes that follow it). Sets *data_offset, when
+// given, to where the data section starts. The reader's own checks, callable
+// without a file (fuzzing).
+SafetensorsHeader parse_safetensors_file(const std::uint8_t* data, std::uint64_t size,
+                                         const std::string& where,
+                                         std::uint64_t* data_offset = nullptr);
+
 class SafetensorsReader {
  public:
   explicit SafetensorsReader(const std::string& path);

@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include <algorithm>
+#include <limits>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <queue>
@@ -257,6 +258,17 @@ void check_normalizer(const json& n, const std::string& file) {
   }
 }
 
+// An integer of the file: nlohmann's get<std::int64_t>() would convert a float
+// without a word (and one out of range with undefined behaviour).
+std::int64_t json_integer(const json& v, const std::string& name, const std::string& what) {
+  if (!v.is_number_integer())
+    throw InputError(name, what + " is " + v.dump() + "; expected an integer");
+  if (v.is_number_unsigned() &&
+      v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    throw InputError(name, what + " " + v.dump() + " is too large");
+  return v.get<std::int64_t>();
+}
+
 // A special token of a TemplateProcessing post-processor: its key in the
 // template and, when its special_tokens entry gives one, its id.
 struct TemplateToken {
@@ -267,11 +279,11 @@ struct TemplateToken {
 // The special tokens the post-processor puts before and after the text ($A)
 // of a single sequence: BOS and EOS.
 void template_specials(const json& pp, std::optional<TemplateToken>& before,
-                       std::optional<TemplateToken>& after) {
+                       std::optional<TemplateToken>& after, const std::string& name) {
   if (pp.is_null()) return;
   const std::string type = pp.at("type").get<std::string>();
   if (type == "Sequence") {
-    for (const json& q : pp.at("processors")) template_specials(q, before, after);
+    for (const json& q : pp.at("processors")) template_specials(q, before, after, name);
     return;
   }
   if (type != "TemplateProcessing") return;
@@ -284,8 +296,14 @@ void template_specials(const json& pp, std::optional<TemplateToken>& before,
       auto& slot = seen_text ? after : before;
       if (slot) continue;
       slot = TemplateToken{item["SpecialToken"].at("id").get<std::string>(), std::nullopt};
-      if (specials.contains(slot->key) && !specials[slot->key].value("ids", json::array()).empty())
-        slot->id = specials[slot->key]["ids"][0].get<std::int32_t>();
+      if (specials.contains(slot->key) && !specials[slot->key].value("ids", json::array()).empty()) {
+        const std::int64_t id = json_integer(specials[slot->key]["ids"][0], name,
+                                             "post_processor id of '" + slot->key + "'");
+        if (id < 0 || id > std::numeric_limits<std::int32_t>::max())
+          throw InputError(name, "post_processor id " + std::to_string(id) + " of '" + slot->key +
+                                     "' is out of range");
+        slot->id = static_cast<std::int32_t>(id);
+      }
     }
   }
 }
@@ -370,10 +388,11 @@ void BpeTokenizer::parse_tokenizer_json(std::string_view text) {
     ignore_merges_ = model.value("ignore_merges", false);
 
     for (const auto& [piece, id] : model["vocab"].items())
-      add_vocab_entry(piece, id.get<std::int64_t>());
+      add_vocab_entry(piece, json_integer(id, name_, "model.vocab id of '" + piece + "'"));
     if (j.contains("added_tokens"))
       for (const json& a : j["added_tokens"])
-        add_token(a.at("content").get<std::string>(), a.at("id").get<std::int64_t>(),
+        add_token(a.at("content").get<std::string>(),
+                  json_integer(a.at("id"), name_, "added_tokens id"),
                   a.value("special", false), a.value("lstrip", false), a.value("rstrip", false));
 
     const json& merges = model["merges"];
@@ -403,7 +422,7 @@ void BpeTokenizer::parse_tokenizer_json(std::string_view text) {
     finish();
 
     std::optional<TemplateToken> before, after;
-    template_specials(j.value("post_processor", json()), before, after);
+    template_specials(j.value("post_processor", json()), before, after, name_);
     auto resolve = [&](const TemplateToken& t) {
       std::optional<std::int32_t> id = t.id ? t.id : find_id(t.key);
       if (!id) throw InputError(name_, "post-processor token '" + t.key + "' is not a token");

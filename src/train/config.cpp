@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <set>
@@ -61,6 +62,37 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
     if (d < best_distance) best = &c, best_distance = d;
   }
   return best ? " (did you mean '" + prefix + *best + "'?)" : "";
+}
+
+// The offset of the first byte that is not part of valid UTF-8 (overlong
+// forms, surrogates and code points past U+10FFFF included), or npos.
+std::size_t invalid_utf8_at(const std::string& s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  for (std::size_t i = 0; i < s.size();) {
+    const unsigned char c = p[i];
+    std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    const std::uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n;
+  }
+  return std::string::npos;
+}
+
+// "line L, column C (byte 0xNN)" of offset `at` in `text`.
+std::string utf8_problem(const std::string& text, std::size_t at) {
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < at; ++i, ++column)
+    if (text[i] == '\n') ++line, column = 0;
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[at]));
+  return std::to_string(line) + ":" + std::to_string(column) + ": not valid UTF-8 (byte " +
+         byte + "); a config is UTF-8 text";
 }
 
 std::string describe(const YAML::Node& node) {
@@ -593,6 +625,13 @@ ConfigError::ConfigError(const std::string& file, std::vector<std::string> probl
 
 RunConfig parse_run_config(const std::string& yaml_text, const std::string& where,
                            const std::string& base_dir, const std::vector<std::string>& overrides) {
+  // yaml-cpp passes bytes that are not UTF-8 through, and writes them back
+  // differently: the resolved config (to_yaml) would not read back the same.
+  if (auto at = invalid_utf8_at(yaml_text); at != std::string::npos)
+    throw ConfigError(where, {where + ":" + utf8_problem(yaml_text, at)});
+  for (const auto& o : overrides)
+    if (auto at = invalid_utf8_at(o); at != std::string::npos)
+      throw ConfigError(where, {where + " (--set): " + utf8_problem(o, at)});
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

@@ -10,51 +10,15 @@
 #include <fstream>
 #include <string>
 
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  bool signaled = false;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-Result run_sparc(const std::string& args) {
-  const std::string dir = sparc::test::make_temp_dir();
-  const std::string err_path = dir + "/stderr";
-  const std::string cmd = std::string(SPARC_BINARY) + " " + args + " 2>" + err_path;
-  Result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) throw std::runtime_error("popen failed");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.signaled = WIFSIGNALED(status);
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  std::ifstream e(err_path);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string shared(const std::string& rel) { return sparc::test::shared_dir() + "/" + rel; }
-
-// A user error: exit 2, not a signal, one line on stderr containing `needle`.
-void expect_input_error(const Result& r, const std::string& needle) {
-  EXPECT_FALSE(r.signaled);
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr: " << r.err;
-  EXPECT_EQ(r.err.find("frame #"), std::string::npos) << "stack dump in: " << r.err;
-  size_t lines = 0;
-  for (char c : r.err) lines += c == '\n';
-  EXPECT_EQ(lines, 1u) << r.err;
-}
+using sparc::test::expect_input_error;
+using sparc::test::run_sparc;
+using sparc::test::shared;
+using sparc::test::write_bytes;
 
 TEST(Cli, VersionPrintsNameAndExitsZero) {
   auto r = run_sparc("--version");

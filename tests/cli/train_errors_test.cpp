@@ -9,25 +9,13 @@
 #include <fstream>
 #include <string>
 
+#include "cli/cli_test_util.h"
 #include "test_util.h"
 
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string err;
-};
-
-Result run(const std::string& args) {
-  const std::string dir = sparc::test::make_temp_dir();
-  const std::string cmd = std::string(SPARC_BINARY) + " " + args + " >/dev/null 2>" + dir + "/err";
-  int status = std::system(cmd.c_str());
-  Result r;
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  std::ifstream e(dir + "/err");
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
-}
+using Result = sparc::test::CliResult;
+Result run(const std::string& args) { return sparc::test::run_sparc(args); }
 
 class TrainErrors : public ::testing::Test {
  protected:
@@ -50,10 +38,9 @@ class TrainErrors : public ::testing::Test {
   std::string dir_;
 };
 
+// Several problems may be listed, one per line.
 void expect_exit2(const Result& r, const std::string& needle) {
-  EXPECT_EQ(r.exit_code, 2) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find("frame #"), std::string::npos) << r.err;
+  sparc::test::expect_input_error(r, needle, /*one_line=*/false);
 }
 
 TEST_F(TrainErrors, UnknownKeyWithSuggestion) {

@@ -182,6 +182,20 @@ TEST(JsonlReader, BadLinesNameFileLineAndField) {
   EXPECT_EQ(bad_json.find("json.exception"), std::string::npos) << bad_json;
 }
 
+// Found by fuzz_jsonl and fuzz_superglue (tests/fuzz/regressions): a number
+// too large for a double threw nlohmann's out_of_range, not InputError, so
+// the CLI called it an internal error.
+TEST(JsonlReader, NumberTooLargeIsInvalidJson) {
+  for (const char* format : {"generic", "rte"}) {
+    InputError e = error_of([&] {
+      parse_examples("\n{\"label\": 1e99999}\n", "d.jsonl", format);
+    });
+    EXPECT_EQ(e.where(), "d.jsonl:2") << format;
+    EXPECT_NE(std::string(e.what()).find("invalid JSON: number overflow"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(JsonlReader, BadSuperGlueLines) {
   auto error = [](const std::string& text, const std::string& format) {
     return std::string(error_of([&] { parse_examples(text, "v.jsonl", format); }).what());

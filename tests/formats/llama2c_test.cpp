@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <climits>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -94,6 +95,31 @@ TEST(Llama2c, BadInputsAreNamed) {
   std::memcpy(&v3[0], &magic, 4);
   std::memcpy(&v3[4], &version, 4);
   EXPECT_NE(expect_error(v3).find("version 3 is not supported"), std::string::npos);
+}
+
+// Found by fuzz_llama2c (tests/fuzz/regressions/llama2c): a 28-byte header
+// claiming 327682 layers made the parser lay out 3 million tensors before
+// comparing with the file size; now the size is checked first.
+TEST(Llama2c, HugeLayerCountIsRefusedByItsSize) {
+  std::string bytes = header_bytes({8, 65544, 327682, 2, 1, -4, 4});
+  bytes.append(1064, '\0');
+  const std::string e = expect_error(bytes);
+  EXPECT_NE(e.find("n_layers=327682"), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated or not a llama2.c file"), std::string::npos) << e;
+}
+
+// Sizes whose sum passes 2^64 must not wrap around to something plausible.
+TEST(Llama2c, SizesBeyond64BitsAreRefused) {
+  const std::int32_t big = 1 << 20;
+  const std::string e = expect_error(header_bytes({big, big, big, 1024, 1024, 4, 4}));
+  EXPECT_NE(e.find("implies more than 2^64"), std::string::npos) << e;
+}
+
+// -INT32_MIN does not exist: a legacy vocab size of INT32_MIN is a bad header
+// (not undefined behaviour).
+TEST(Llama2c, MinimumIntVocabIsABadHeader) {
+  const std::string e = expect_error(header_bytes({8, 8, 1, 2, 2, INT32_MIN, 4}));
+  EXPECT_NE(e.find("vocab_size = -2147483648"), std::string::npos) << e;
 }
 
 TEST(Llama2c, Aidreams260KHeaderMatchesPublishedShape) {

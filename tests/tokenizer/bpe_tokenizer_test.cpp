@@ -706,7 +706,8 @@ TEST(BpeErrors, MalformedTokenizerJson) {
   expect_input_error([&] { parse(j.dump()); }, "bad.json", "expected \"a b\" or [\"a\", \"b\"]");
   j = tiny_json(kLlama3Pattern);
   j["model"]["vocab"]["x"] = "seven";
-  expect_input_error([&] { parse(j.dump()); }, "bad.json", "unexpected content");
+  expect_input_error([&] { parse(j.dump()); }, "bad.json",
+                     "model.vocab id of 'x' is \"seven\"; expected an integer");
   j = tiny_json(kLlama3Pattern);
   j["model"]["vocab"]["big"] = 1LL << 40;
   expect_input_error([&] { parse(j.dump()); }, "bad.json", "token 'big' has id 1099511627776");
@@ -716,6 +717,28 @@ TEST(BpeErrors, MalformedTokenizerJson) {
   j = tiny_json(kLlama3Pattern);
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
   expect_input_error([&] { parse(j.dump()); }, "bad.json", "pattern '(unclosed' does not compile");
+}
+
+// Found by fuzz_tokenizer_json (tests/fuzz/regressions/tokenizer_json): an id
+// written as a float (2.4e63) was converted to an integer with undefined
+// behaviour; ids must be integers.
+TEST(BpeErrors, IdsThatAreNotIntegers) {
+  auto parse = [](const std::string& text) {
+    BpeTokenizer::from_tokenizer_json_text(text, "bad.json");
+  };
+  json j = tiny_json(kLlama3Pattern);
+  j["model"]["vocab"]["xyz"] = 2.45778e+63;
+  expect_input_error([&] { parse(j.dump()); }, "bad.json",
+                     "model.vocab id of 'xyz' is 2.45778e+63; expected an integer");
+  j = tiny_json(kLlama3Pattern);
+  j["added_tokens"][0]["id"] = 300.5;
+  expect_input_error([&] { parse(j.dump()); }, "bad.json",
+                     "added_tokens id is 300.5; expected an integer");
+  j = tiny_json(kLlama3Pattern);
+  j["post_processor"] = llama3_template();
+  j["post_processor"]["special_tokens"]["<|begin_of_text|>"]["ids"] = {1e300};
+  expect_input_error([&] { parse(j.dump()); }, "bad.json",
+                     "post_processor id of '<|begin_of_text|>' is 1e+300; expected an integer");
 }
 
 TEST(BpeErrors, UnsupportedPipelines) {

@@ -438,6 +438,23 @@ TEST(Config, SyntaxErrorGivesLineAndColumn) {
             0u);
 }
 
+// Found by fuzz_config (tests/fuzz/regressions/config): a label with bytes
+// that are not UTF-8 was accepted, but to_yaml wrote it back differently, so
+// the saved config and the ranks' config hash no longer matched the run.
+TEST(Config, TextThatIsNotUtf8IsRefused) {
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("pos: good"), 9, "pos\xff\xfe: good");
+  EXPECT_EQ(problem(yaml), "x.yaml:7:31: not valid UTF-8 (byte 0xFF); a config is UTF-8 text");
+  EXPECT_EQ(problem(kMinimal, {"tasks[0].name=\xc0\xaf"}),  // an overlong '/'
+            "x.yaml (--set): 1:15: not valid UTF-8 (byte 0xC0); a config is UTF-8 text");
+  // Valid UTF-8 beyond ASCII is fine and round-trips.
+  yaml = kMinimal;
+  yaml.replace(yaml.find("pos: good"), 9, "pos: g\xc3\xbct \xf0\x9f\x98\x80");
+  const RunConfig c = parse(yaml);
+  EXPECT_EQ(c.tasks[0].verbalizer[1].second, "g\xc3\xbct \xf0\x9f\x98\x80");
+  EXPECT_TRUE(parse_run_config(to_yaml(c), "y.yaml", "") == c);
+}
+
 TEST(Config, AllProblemsAreReportedTogether) {
   const std::string yaml =
       "method: spark\n"           // 1
