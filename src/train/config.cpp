@@ -599,6 +599,31 @@ void check_combinations(const RunConfig& c, const Section& top, Problems& proble
   }
 }
 
+// The document of a config with its overrides applied: UTF-8 and YAML syntax
+// are checked first (fatal), override problems are collected. yaml-cpp passes
+// bytes that are not UTF-8 through and writes them back differently, so the
+// resolved config (to_yaml) would not read back the same: they are refused.
+YAML::Node load_document(const std::string& yaml_text, const std::string& where,
+                         const std::vector<std::string>& overrides, Problems& problems) {
+  if (auto at = invalid_utf8_at(yaml_text); at != std::string::npos)
+    throw ConfigError(where, {where + ":" + utf8_problem(yaml_text, at)});
+  for (const auto& o : overrides)
+    if (auto at = invalid_utf8_at(o); at != std::string::npos)
+      throw ConfigError(where, {where + " (--set): " + utf8_problem(o, at)});
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(where, {where + ":" + std::to_string(e.mark.line + 1) + ":" +
+                              std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg});
+  }
+  if (root.IsDefined() && !root.IsNull() && !root.IsMap())
+    throw ConfigError(
+        where, {where + ": expected a map of settings at the top level, got " + describe(root)});
+  for (const auto& o : overrides) apply_override(root, o, problems);
+  return root;
+}
+
 void resolve_paths(RunConfig& c, const std::string& base_dir, const Problems& problems) {
   auto resolve = [&](std::string& p, const std::string& key) {
     if (p.empty() || p[0] == '/' || base_dir.empty() || problems.override_for(key)) return;
@@ -625,25 +650,8 @@ ConfigError::ConfigError(const std::string& file, std::vector<std::string> probl
 
 RunConfig parse_run_config(const std::string& yaml_text, const std::string& where,
                            const std::string& base_dir, const std::vector<std::string>& overrides) {
-  // yaml-cpp passes bytes that are not UTF-8 through, and writes them back
-  // differently: the resolved config (to_yaml) would not read back the same.
-  if (auto at = invalid_utf8_at(yaml_text); at != std::string::npos)
-    throw ConfigError(where, {where + ":" + utf8_problem(yaml_text, at)});
-  for (const auto& o : overrides)
-    if (auto at = invalid_utf8_at(o); at != std::string::npos)
-      throw ConfigError(where, {where + " (--set): " + utf8_problem(o, at)});
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(where, {where + ":" + std::to_string(e.mark.line + 1) + ":" +
-                              std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg});
-  }
   Problems problems(where);
-  if (root.IsDefined() && !root.IsNull() && !root.IsMap())
-    throw ConfigError(
-        where, {where + ": expected a map of settings at the top level, got " + describe(root)});
-  for (const auto& o : overrides) apply_override(root, o, problems);
+  YAML::Node root = load_document(yaml_text, where, overrides, problems);
 
   RunConfig c;
   c.source_path = where;
@@ -839,18 +847,8 @@ bool operator==(const RunConfig& a, const RunConfig& b) {
 PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::string& where,
                                      const std::string& base_dir,
                                      const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(where, {where + ":" + std::to_string(e.mark.line + 1) + ":" +
-                              std::to_string(e.mark.column + 1) + ": YAML syntax error: " + e.msg});
-  }
   Problems problems(where);
-  if (root.IsDefined() && !root.IsNull() && !root.IsMap())
-    throw ConfigError(
-        where, {where + ": expected a map of settings at the top level, got " + describe(root)});
-  for (const auto& o : overrides) apply_override(root, o, problems);
+  YAML::Node root = load_document(yaml_text, where, overrides, problems);
   PretrainConfig c;
   c.source_path = where;
   Section top(problems, root, "", {"seed", "out", "model", "tokenizer", "data", "train"});
