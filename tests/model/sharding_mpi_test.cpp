@@ -13,6 +13,7 @@
 #include "model/hf_model.h"
 #include "model/model_loader.h"
 #include "model/transformer.h"
+#include "comm/mpi_test_main.h"
 #include "test_util.h"
 
 namespace sparc {
@@ -185,16 +186,13 @@ TEST(ShardedLockstep, IdleRankKeepsStepWithAComputingRank) {
 // Sharded loading reads each rank's slice from a safetensors directory and
 // gives the same model as loading it whole.
 TEST(ShardedLoading, SafetensorsDirectoryMatchesWholeLoad) {
-  auto name = torch::zeros({256}, torch::kUInt8);
+  const std::string dir = test::shared_temp_dir(*g_comm) + "/model";
   if (g_comm->rank() == 0) {
-    std::string d = test::make_temp_dir() + "/model";
     auto c = config(Arch::kLlama);
     c.qkv_bias = false;  // the plain llama layout
-    write_hf_llama_directory(*weights(c), d, "f32");
-    std::memcpy(name.data_ptr(), d.data(), d.size());
+    write_hf_llama_directory(*weights(c), dir, "f32");
   }
-  g_comm->broadcast(name, 0, CommTag::kControl);
-  const std::string dir(reinterpret_cast<const char*>(name.data_ptr()));
+  g_comm->barrier(CommTag::kControl);
   auto src = open_model(dir);
   ModelOptions opt;
   opt.shard_comm = g_comm;
@@ -210,16 +208,5 @@ TEST(ShardedLoading, SafetensorsDirectoryMatchesWholeLoad) {
 }  // namespace sparc
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto comm = sparc::make_mpi_communicator();
-  comm->set_timeout(60);
-  sparc::g_comm = comm.get();
-  if (comm->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int rc = RUN_ALL_TESTS();
-  auto flag = torch::tensor({rc}, torch::kInt32);
-  comm->all_reduce(flag, sparc::ReduceOp::kMax, sparc::CommTag::kControl);
-  return flag.item<int>();
+  return sparc::test::run_mpi_tests(argc, argv, 60, &sparc::g_comm);
 }

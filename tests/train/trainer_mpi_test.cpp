@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "comm/communicator.h"
+#include "comm/mpi_test_main.h"
 #include "test_util.h"
 #include "model/model_loader.h"
 #include "model/transformer.h"
@@ -49,16 +50,7 @@ RunConfig tiny(const Case& c, bool distributed) {
                          sets);
 }
 
-// A directory name every rank agrees on (rank 0 makes it, then broadcasts its name).
-std::string shared_temp_dir() {
-  auto name = torch::zeros({256}, torch::kUInt8);
-  if (g_comm->rank() == 0) {
-    std::string d = test::make_temp_dir();
-    std::memcpy(name.data_ptr(), d.data(), d.size());
-  }
-  g_comm->broadcast(name, 0, CommTag::kControl);
-  return std::string(reinterpret_cast<const char*>(name.data_ptr()));
-}
+std::string shared_temp_dir() { return test::shared_temp_dir(*g_comm); }
 
 class DataParallel : public ::testing::TestWithParam<const char*> {};
 
@@ -157,17 +149,5 @@ TEST(Pretrain, TwoRanksMatchOneProcess) {
 }  // namespace sparc
 
 int main(int argc, char** argv) {
-  ::testing::InitGoogleTest(&argc, argv);
-  auto comm = sparc::make_mpi_communicator();
-  comm->set_timeout(120);
-  sparc::g_comm = comm.get();
-  // Only rank 0 reports, so the output reads as one run.
-  if (comm->rank() != 0) {
-    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
-    delete listeners.Release(listeners.default_result_printer());
-  }
-  int rc = RUN_ALL_TESTS();
-  auto flag = torch::tensor({rc}, torch::kInt32);
-  comm->all_reduce(flag, sparc::ReduceOp::kMax, sparc::CommTag::kControl);
-  return flag.item<int>();
+  return sparc::test::run_mpi_tests(argc, argv, 120, &sparc::g_comm);
 }
