@@ -26,5 +26,6 @@ void add_prepare_data_command(CLI::App& app, std::vector<Command>& commands);
 void add_inspect_command(CLI::App& app, std::vector<Command>& commands);
 void add_export_peft_command(CLI::App& app, std::vector<Command>& commands);
 void add_report_command(CLI::App& app, std::vector<Command>& commands);
+void add_demo_command(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace sparc::cli

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   std::vector<sparc::cli::Command> commands;
+  sparc::cli::add_demo_command(app, commands);
   sparc::cli::add_train_command(app, commands);
   sparc::cli::add_eval_command(app, commands);
   sparc::cli::add_generate_command(app, commands);

@@ -851,10 +851,13 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   YAML::Node root = load_document(yaml_text, where, overrides, problems);
   PretrainConfig c;
   c.source_path = where;
-  Section top(problems, root, "", {"seed", "out", "model", "tokenizer", "data", "train"});
+  Section top(problems, root, "", {"seed", "out", "model", "tokenizer", "tokenizer_vocab", "data", "train"});
   top.read("seed", c.seed, std::uint64_t{0});
   top.require("out", c.out, "the model directory to write");
-  top.read_choice("tokenizer", c.tokenizer, {"bytes"});
+  top.read_choice("tokenizer", c.tokenizer, {"bytes", "sentencepiece"});
+  top.read("tokenizer_vocab", c.tokenizer_vocab, 260);
+  if (c.tokenizer == "bytes" && top.has("tokenizer_vocab"))
+    top.fail("tokenizer_vocab", "applies to tokenizer: sentencepiece only (bytes has 259 tokens)");
   Section model(problems, top.get("model"), "model",
                 {"dim", "layers", "heads", "kv_heads", "ffn", "max_seq_len"});
   model.read("dim", c.dim, std::int64_t{1});
@@ -924,6 +927,8 @@ std::string to_yaml(const PretrainConfig& c) {
   out << YAML::BeginMap;
   out << YAML::Key << "seed" << YAML::Value << c.seed;
   out << YAML::Key << "tokenizer" << YAML::Value << YAML::DoubleQuoted << c.tokenizer;
+  if (c.tokenizer != "bytes")
+    out << YAML::Key << "tokenizer_vocab" << YAML::Value << c.tokenizer_vocab;
   out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "dim" << YAML::Value << c.dim << YAML::Key << "layers" << YAML::Value
       << c.layers << YAML::Key << "heads" << YAML::Value << c.heads << YAML::Key << "kv_heads"

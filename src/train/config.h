@@ -177,7 +177,12 @@ struct PretrainConfig {
   std::string out;  // required: the model directory written (the cache)
   // model
   std::int64_t dim = 256, layers = 4, heads = 4, kv_heads = 0, ffn = 688, max_seq_len = 512;
-  std::string tokenizer = "bytes";  // the byte-level tokenizer (configs then say tokenizer: bytes)
+  // "bytes": the byte-level tokenizer (configs then say tokenizer: bytes);
+  // "sentencepiece": a BPE tokenizer of tokenizer_vocab pieces trained on the
+  // training lines by Debian's spm_train and written beside the model as
+  // tokenizer.model (configs then leave model.tokenizer out).
+  std::string tokenizer = "bytes";
+  int tokenizer_vocab = 2048;
   // data
   std::vector<std::string> text;  // required: files of one text per line
   double val_fraction = 0.01;     // lines held out for the validation loss

@@ -10,9 +10,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "comm/agreement.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
+#include "core/process.h"
 #include "core/random.h"
 #include "model/hf_model.h"
 #include "model/model_loader.h"
@@ -36,12 +38,16 @@ struct Corpus {
   std::int64_t lines = 0;
 };
 
-Corpus read_corpus(const PretrainConfig& cfg, const Tokenizer& tok) {
-  Corpus c;
+bool is_val_line(const PretrainConfig& cfg, std::uint64_t line_no) {
+  return uniform01(random_key({cfg.seed, kValStream, line_no})) < cfg.val_fraction;
+}
+
+// Calls `fn(line, is_validation)` for every non-empty line of the text files.
+template <typename Fn>
+void for_each_line(const PretrainConfig& cfg, Fn&& fn) {
   std::uint64_t line_no = 0;
   for (const auto& path : cfg.text) {
     const std::string all = read_text_file(path);
-    c.fingerprint = fnv1a(all, fnv1a(std::to_string(all.size()), c.fingerprint));
     std::size_t start = 0;
     while (start < all.size()) {
       std::size_t end = all.find('\n', start);
@@ -49,15 +55,81 @@ Corpus read_corpus(const PretrainConfig& cfg, const Tokenizer& tok) {
       std::string_view line(all.data() + start, end - start);
       start = end + 1;
       if (line.empty()) continue;
-      const bool val = uniform01(random_key({cfg.seed, kValStream, line_no++})) < cfg.val_fraction;
-      auto ids = tok.encode_with_bos(line);
-      if (auto eos = tok.eos_id()) ids.push_back(*eos);
-      auto& dst = val ? c.val : c.train;
-      dst.insert(dst.end(), ids.begin(), ids.end());
-      c.lines += 1;
+      fn(line, is_val_line(cfg, line_no++));
     }
   }
+}
+
+// Of the files' bytes, in order: the cache key's data half.
+std::uint64_t data_fingerprint(const PretrainConfig& cfg) {
+  std::uint64_t f = 0;
+  for (const auto& path : cfg.text) {
+    const std::string all = read_text_file(path);
+    f = fnv1a(all, fnv1a(std::to_string(all.size()), f));
+  }
+  return f;
+}
+
+Corpus read_corpus(const PretrainConfig& cfg, const Tokenizer& tok) {
+  Corpus c;
+  c.fingerprint = data_fingerprint(cfg);
+  for_each_line(cfg, [&](std::string_view line, bool val) {
+    auto ids = tok.encode_with_bos(line);
+    if (auto eos = tok.eos_id()) ids.push_back(*eos);
+    auto& dst = val ? c.val : c.train;
+    dst.insert(dst.end(), ids.begin(), ids.end());
+    c.lines += 1;
+  });
   return c;
+}
+
+// Where rank 0 trains the SentencePiece tokenizer before the model (beside
+// the output, so every rank of a node, or of a shared file system, reads it).
+std::string tokenizer_work_dir(const PretrainConfig& cfg) { return cfg.out + ".tokenizer"; }
+
+// Trains a BPE SentencePiece model on the training lines (validation lines
+// left out) with Debian's spm_train; returns the tokenizer.model path.
+// Flags as Llama 2's tokenizer: BPE, byte fallback, identity normalization,
+// digits split, <unk>=0 <s>=1 </s>=2; one thread, so the pieces and the
+// file do not depend on the machine.
+std::string train_sentencepiece(const PretrainConfig& cfg) {
+  const std::string dir = tokenizer_work_dir(cfg);
+  std::filesystem::remove_all(dir);
+  make_directories(dir);
+  const std::string lines = dir + "/train.txt";
+  {
+    std::ofstream out(lines, std::ios::binary);
+    for_each_line(cfg, [&](std::string_view line, bool val) {
+      if (!val) out << line << '\n';
+    });
+    if (!out) throw InputError(lines, "cannot write the tokenizer's training text");
+  }
+  spdlog::info("pretrain: training a {}-piece SentencePiece BPE tokenizer (spm_train)",
+               cfg.tokenizer_vocab);
+  const std::vector<std::string> argv = {
+      "spm_train", "--input=" + lines, "--model_prefix=" + dir + "/tokenizer",
+      "--vocab_size=" + std::to_string(cfg.tokenizer_vocab), "--model_type=bpe",
+      "--character_coverage=1.0", "--byte_fallback=true", "--normalization_rule_name=identity",
+      "--split_digits=true", "--num_threads=1", "--minloglevel=1"};
+  int rc = 0;
+  try {
+    rc = run_process(argv, dir + "/spm_train.log");
+  } catch (const InputError&) {
+    throw InputError(cfg.source_path,
+                     "tokenizer: sentencepiece needs spm_train (Debian package sentencepiece; "
+                     "scripts/setup.sh installs it), which could not be started");
+  }
+  if (rc != 0) {
+    std::string last;  // spm_train's last complaint
+    std::ifstream log(dir + "/spm_train.log");
+    for (std::string l; std::getline(log, l);)
+      if (!l.empty() && l.rfind("Program terminated", 0) != 0) last = l;
+    throw InputError(cfg.source_path, "tokenizer: spm_train failed (exit " + std::to_string(rc) +
+                                          "): " + last + " (all of its output: " + dir +
+                                          "/spm_train.log)");
+  }
+  std::filesystem::remove(lines);
+  return dir + "/tokenizer.model";
 }
 
 // Windows of seq_len + 1 tokens, `stride` seq_len apart.
@@ -146,12 +218,36 @@ double validation_loss(const Transformer& model, const Corpus& c, const Pretrain
   return n > 0 ? t.item<double>() / double(n * cfg.seq_len) : 0.0;
 }
 
+// Beside the weights: the SentencePiece model as Llama's tokenizer.model,
+// tokenizer_config.json naming the Hugging Face class, and the special token
+// ids in config.json.
+void write_tokenizer_files(const std::string& model_file, const Tokenizer& tok,
+                           const std::string& dir) {
+  std::filesystem::copy_file(model_file, dir + "/tokenizer.model",
+                             std::filesystem::copy_options::overwrite_existing);
+  nlohmann::json tc = {{"tokenizer_class", "LlamaTokenizer"},
+                       {"add_bos_token", true},
+                       {"add_eos_token", false},
+                       {"bos_token", "<s>"},
+                       {"eos_token", "</s>"},
+                       {"unk_token", "<unk>"},
+                       {"legacy", true},
+                       {"model_max_length", 1000000}};
+  std::ofstream(dir + "/tokenizer_config.json") << tc.dump(2) << "\n";
+  auto cfg = nlohmann::json::parse(read_text_file(dir + "/config.json"));
+  if (auto b = tok.bos_id()) cfg["bos_token_id"] = *b;
+  if (auto e = tok.eos_id()) cfg["eos_token_id"] = *e;
+  std::ofstream out(dir + "/config.json");
+  out << cfg.dump(2) << "\n";
+  if (!out) throw InputError(dir + "/config.json", "write failed");
+}
+
 std::string stamp_path(const std::string& dir) { return dir + "/pretrain.json"; }
 
 }  // namespace
 
 double pretrain_validation_loss(const PretrainConfig& cfg, const std::string& dir) {
-  auto tok = load_tokenizer(cfg.tokenizer);
+  auto tok = load_tokenizer(cfg.tokenizer == "bytes" ? cfg.tokenizer : dir);
   Corpus c = read_corpus(cfg, *tok);
   auto source = open_model(dir);
   Transformer model(*source, {});
@@ -161,8 +257,7 @@ double pretrain_validation_loss(const PretrainConfig& cfg, const std::string& di
 PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
   const Ranks ranks{comm};
   const bool root = ranks.rank() == 0;
-  auto tok = load_tokenizer(cfg.tokenizer);
-  Corpus corpus = read_corpus(cfg, *tok);
+  const std::uint64_t fingerprint = data_fingerprint(cfg);
   const std::string key = to_yaml(cfg);
   PretrainResult r;
   r.out = cfg.out;
@@ -174,7 +269,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
     try {
       stamp = nlohmann::json::parse(read_text_file(stamp_path(cfg.out)));
       if (stamp.value("config", "") == key &&
-          stamp.value("data_fingerprint", "") == std::to_string(corpus.fingerprint))
+          stamp.value("data_fingerprint", "") == std::to_string(fingerprint))
         cached[0] = 1;
     } catch (const nlohmann::json::exception&) {
       spdlog::warn("{}: unreadable, retraining", stamp_path(cfg.out));
@@ -192,6 +287,29 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
     }
     return r;
   }
+
+  std::string tokenizer_file;  // sentencepiece: trained by rank 0, read by all
+  if (cfg.tokenizer == "sentencepiece") {
+    auto failed = torch::zeros({1}, torch::kInt32);
+    std::string error;
+    if (root) {
+      try {
+        tokenizer_file = train_sentencepiece(cfg);
+      } catch (const InputError& e) {
+        failed[0] = 1;
+        error = e.what();
+        if (error.rfind(cfg.source_path + ": ", 0) == 0) error.erase(0, cfg.source_path.size() + 2);
+      }
+    }
+    if (ranks.world() > 1) comm->broadcast(failed, 0, CommTag::kControl);
+    if (failed.item<int>() != 0) {
+      if (root) throw AgreedError(cfg.source_path, error);
+      throw AgreedError("rank 0", "could not train the tokenizer (see its log)");
+    }
+    tokenizer_file = tokenizer_work_dir(cfg) + "/tokenizer.model";
+  }
+  auto tok = load_tokenizer(tokenizer_file.empty() ? cfg.tokenizer : tokenizer_file);
+  Corpus corpus = read_corpus(cfg, *tok);
 
   const std::int64_t n = window_count(corpus.train, cfg.seq_len);
   if (n == 0)
@@ -303,6 +421,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
     if (!parent.empty()) std::filesystem::create_directories(parent);
     std::filesystem::remove_all(tmp);
     write_hf_llama_directory(source, tmp, "f32");
+    if (!tokenizer_file.empty()) write_tokenizer_files(tokenizer_file, *tok, tmp);
     nlohmann::json j = {{"config", key},
                         {"data_fingerprint", std::to_string(corpus.fingerprint)},
                         {"tokenizer", cfg.tokenizer},
@@ -318,6 +437,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
     std::ofstream(stamp_path(tmp)) << j.dump(2) << "\n";
     std::filesystem::remove_all(cfg.out);
     std::filesystem::rename(tmp, cfg.out);
+    if (!tokenizer_file.empty()) std::filesystem::remove_all(tokenizer_work_dir(cfg));
     spdlog::info("pretrain: wrote {}", cfg.out);
   }
   if (ranks.world() > 1) comm->barrier(CommTag::kControl);

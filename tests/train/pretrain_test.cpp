@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file.h"
+#include "core/process.h"
 #include "model/model_loader.h"
 #include "test_util.h"
 #include "tokenizer/byte_tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 namespace sparc {
 namespace {
@@ -80,6 +82,48 @@ TEST(Pretrain, Bf16MatrixProductsLearnToo) {
   EXPECT_LT(r.final_val_loss, r.initial_val_loss - 2.0);
 }
 
+// tokenizer: sentencepiece trains a BPE model with spm_train and writes it
+// beside the weights; spm_encode (SentencePiece's own encoder) is the
+// independent reference for what the written tokenizer.model means.
+TEST(Pretrain, SentencePieceTokenizerIsTrainedAndWrittenBesideTheModel) {
+  if (std::system("command -v spm_train >/dev/null && command -v spm_encode >/dev/null") != 0)
+    GTEST_SKIP() << "spm_train/spm_encode not installed (Debian package sentencepiece; "
+                    "scripts/setup.sh installs it)";
+  const std::string dir = test::make_temp_dir();
+  write_corpus(dir);
+  auto cfg = small(dir, {"tokenizer=sentencepiece", "tokenizer_vocab=300", "train.steps=30"});
+  PretrainResult r = pretrain(cfg);
+  EXPECT_FALSE(r.cached);
+  auto tok = load_tokenizer(dir + "/model");
+  EXPECT_EQ(tok->vocab_size(), 300);
+  EXPECT_EQ(open_model(dir + "/model")->config().vocab_size, 300);
+  EXPECT_NEAR(r.initial_val_loss, std::log(300.0), 0.2);
+  EXPECT_LT(r.final_val_loss, r.initial_val_loss - 1.0) << "the model did not learn";
+  EXPECT_NEAR(pretrain_validation_loss(cfg, dir + "/model"), r.final_val_loss, 1e-5);
+  EXPECT_FALSE(file_exists(dir + "/model.tokenizer")) << "the work directory is left behind";
+  // Our reading of the file agrees with SentencePiece's encoder.
+  const std::string text = "the fox sat on the tree.";
+  std::ofstream(dir + "/in.txt") << text << "\n";
+  ASSERT_EQ(run_process({"spm_encode", "--model=" + dir + "/model/tokenizer.model",
+                         "--output_format=id", "--input=" + dir + "/in.txt",
+                         "--output=" + dir + "/ids.txt"}),
+            0);
+  std::vector<std::int32_t> expected;
+  std::ifstream ids(dir + "/ids.txt");
+  for (std::int32_t id; ids >> id;) expected.push_back(id);
+  EXPECT_EQ(tok->encode(text), expected);
+  auto hf = nlohmann::json::parse(read_text_file(dir + "/model/tokenizer_config.json"));
+  EXPECT_EQ(hf["tokenizer_class"], "LlamaTokenizer");
+  auto mc = nlohmann::json::parse(read_text_file(dir + "/model/config.json"));
+  EXPECT_EQ(mc["bos_token_id"], 1);
+  EXPECT_EQ(mc["eos_token_id"], 2);
+  // Unchanged: reused; another vocabulary size: retrained.
+  EXPECT_TRUE(pretrain(cfg).cached);
+  EXPECT_FALSE(
+      pretrain(small(dir, {"tokenizer=sentencepiece", "tokenizer_vocab=290", "train.steps=30"}))
+          .cached);
+}
+
 TEST(PretrainConfig, ProblemsAreNamed) {
   try {
     parse_pretrain_config("model: {dim: 30, heads: 4}\ntrain: {seq_len: 1000, dtype: f16}\n",
@@ -90,6 +134,14 @@ TEST(PretrainConfig, ProblemsAreNamed) {
     for (const char* part : {"out: required", "data.text: required", "model.heads: dim (30)",
                              "train.seq_len: is 1000, above model.max_seq_len",
                              "train.dtype: expected one of f32, bf16"})
+      EXPECT_NE(all.find(part), std::string::npos) << part << "\n" << all;
+  }
+  try {
+    parse_pretrain_config("out: m\ndata: {text: t}\ntokenizer_vocab: 4000\n", "p.yaml", "");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string all = e.what();
+    for (const char* part : {"tokenizer_vocab: applies to tokenizer: sentencepiece only"})
       EXPECT_NE(all.find(part), std::string::npos) << part << "\n" << all;
   }
 }
