@@ -932,7 +932,20 @@ struct ContinualTrainer::Impl {
     };
     auto it = r.metadata().find("library");
     if (it == r.metadata().end()) throw InputError(path, "no 'library' metadata: not a sparc library");
-    auto meta = nlohmann::json::parse(it->second);
+    nlohmann::json meta;
+    try {
+      meta = nlohmann::json::parse(it->second);
+      bool ok = meta.is_array();
+      for (size_t i = 0; ok && i < meta.size(); ++i)
+        ok = meta[i].is_object() && meta[i].value("name", nlohmann::json()).is_string() &&
+             meta[i].value("reused_from", nlohmann::json()).is_number_integer() &&
+             meta[i].value("explained_variance_ratio", nlohmann::json()).is_number();
+      if (!ok)
+        throw InputError(path, "'library' metadata is not an array of {name, reused_from, "
+                               "explained_variance_ratio}: not a sparc library");
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, "'library' metadata: invalid JSON: " + json_error_text(e.what()));
+    }
     if (meta.size() != data.size())
       throw InputError(path, "holds " + std::to_string(meta.size()) + " tasks, the config has " +
                                  std::to_string(data.size()));
