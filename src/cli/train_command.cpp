@@ -63,6 +63,10 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     if (root)
       for (auto& p : check_run_directory(dir, config_ok ? checkpoint_bytes_estimate(cfg) : 0))
         problems.push_back(std::move(p));
+    if (root && config_ok && !cfg.checkpoint.dir.empty())  // elsewhere than the run directory
+      for (auto& p : check_run_directory(cfg.checkpoint.dir, checkpoint_bytes_estimate(cfg),
+                                         "checkpoint.dir"))
+        problems.push_back(std::move(p));
     std::string error;
     for (const auto& p : problems) error += (error.empty() ? "" : "\n") + p;
     agree_on_errors(*comm, error);  // the first collective of the run

@@ -224,6 +224,13 @@ std::vector<Case> cases() {
          write_bytes(dir + "/plainfile", "x");
          return "train --config " + dir + "/run.yaml --run-dir " + dir + "/plainfile/out";
        }},
+      {"CheckpointDirThroughARegularFile", "plainfile/ckpt: cannot create directory: Not a directory (checkpoint.dir)",
+       [](const std::string& dir) {
+         write_bytes(dir + "/plainfile", "x");
+         return train(dir, " --set checkpoint.dir=" + dir + "/plainfile/ckpt");
+       }},
+      {"UnknownOnWriteError", "checkpoint.on_write_error: expected one of stop, continue",
+       config(baseline_config("checkpoint: {on_write_error: ignore}\n"))},
       {"RunDirIsARegularFile", "exists and is not a directory",
        [](const std::string& dir) {
          write_bytes(dir + "/plainfile", "x");
