@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <fstream>
 #include <functional>
 
+#include "ckpt/verify.h"
 #include "core/error.h"
 #include "core/fault.h"
 #include "core/file.h"
@@ -595,17 +597,28 @@ std::string verify_checkpoint(const std::string& path) {
   if (!file_exists(path)) return "no such file";
   const std::string sum_path = path + ".sha256";
   if (!file_exists(sum_path)) return "no checksum file " + sum_path + " (its write did not finish)";
-  std::string recorded;
+  struct stat st {};
+  std::string recorded, actual;
   try {
-    recorded = read_text_file(sum_path).substr(0, 64);
+    if (::stat(sum_path.c_str(), &st) == 0 && st.st_size > 4096)
+      throw InputError(sum_path, std::to_string(st.st_size) + " bytes: not a checksum file");
+    recorded = parse_checksum_file(read_text_file(sum_path), sum_path);
+    actual = sha256_file(path);
   } catch (const InputError& e) {
     return e.what();
   }
-  const std::string actual = sha256_file(path);
   if (recorded != actual)
     return "checksum mismatch (SHA-256 " + actual.substr(0, 16) + "... , recorded " +
            recorded.substr(0, 16) + "...): the file is damaged or truncated";
-  return "";
+  // The digest matches; the header must still be one libhdf5 can be given.
+  std::uint8_t head[kHdf5HeaderBytes];
+  std::size_t got = 0;
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    got = std::fread(head, 1, sizeof head, f);
+    std::fclose(f);
+  }
+  if (::stat(path.c_str(), &st) != 0) return errno_text("stat");
+  return check_hdf5_header(head, got, std::uint64_t(st.st_size));
 }
 
 // ---- the directory -------------------------------------------------------------------

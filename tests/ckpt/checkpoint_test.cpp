@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 
+#include "ckpt/verify.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/storage.h"
@@ -313,6 +314,42 @@ TEST(CheckpointDir, WriteIntoARegularFileIsAStorageError) {
               std::string::npos)
         << e.what();
   }
+}
+
+// The checks before libhdf5 sees a file, on bytes (fuzzed by fuzz_checkpoint).
+TEST(CheckpointVerify, ChecksumFileFormat) {
+  const std::string digest(64, 'a');
+  EXPECT_EQ(parse_checksum_file(digest + "  ckpt-00000002.h5\n", "s"), digest);
+  EXPECT_EQ(parse_checksum_file(std::string(64, 'A') + " *ckpt-00000002.h5\r\n", "s"), digest);
+  EXPECT_EQ(parse_checksum_file(digest, "s"), digest);
+  for (const std::string bad : {std::string(63, 'a'), std::string(63, 'a') + "g  x.h5",
+                                digest + " x.h5", digest + "  ", digest + "\nmore\n", std::string()}) {
+    EXPECT_THROW(parse_checksum_file(bad, "s"), InputError) << bad;
+  }
+}
+
+TEST(CheckpointVerify, HeaderOfARealCheckpointAndDamagedOnes) {
+  const std::string dir = test::make_temp_dir();
+  const std::string path = CheckpointDir(dir, 1).save(state(2), false, 0);
+  const std::string bytes = read_text_file(path);
+  const auto* head = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  const std::size_t n = std::min(bytes.size(), kHdf5HeaderBytes);
+  EXPECT_EQ(check_hdf5_header(head, n, bytes.size()), "");
+  EXPECT_NE(check_hdf5_header(head, n, bytes.size() - 1).find("truncated: its HDF5 superblock says " +
+                                                              std::to_string(bytes.size()) + " bytes"),
+            std::string::npos);
+  EXPECT_NE(check_hdf5_header(head, 12, 12).find("truncated"), std::string::npos);
+  std::string other = bytes.substr(0, n);
+  other[1] = 'X';
+  EXPECT_NE(check_hdf5_header(reinterpret_cast<const std::uint8_t*>(other.data()), n, bytes.size())
+                .find("not an HDF5 file"),
+            std::string::npos);
+  // A truncated file given a matching checksum file (the digest alone cannot
+  // tell) is still refused before libhdf5 opens it.
+  std::filesystem::resize_file(path, bytes.size() / 2);
+  std::ofstream(path + ".sha256") << sha256_file(path) << "  " << std::filesystem::path(path).filename().string() << "\n";
+  EXPECT_NE(verify_checkpoint(path).find("truncated: its HDF5 superblock says"), std::string::npos)
+      << verify_checkpoint(path);
 }
 
 TEST(ResumeRules, LoggingCadenceAndCommMayChange) {
