@@ -12,8 +12,10 @@
 #           results bit-identical to an uninterrupted run.
 #           The same with on_write_error continue: a warning per failed write,
 #           the run finishes with exit 0 and the uninterrupted run's results.
-#           A read-only bind mount: exit 74 "Read-only file system", directory
-#           unchanged. The directory replaced by a regular file: exit 74.
+#           The run directory on the full disk too: metrics.jsonl cannot be
+#           written, exit 74 naming it. A read-only bind mount: exit 74
+#           "Read-only file system", directory unchanged. The directory
+#           replaced by a regular file: exit 74.
 #   2ranks: the full disk under mpirun -np 2: both ranks exit 74 together
 #           (no hang), and the 2-rank run resumes.
 # Mounts run in a private mount namespace (unshare -m) that ends with the
@@ -190,6 +192,18 @@ if [ "$mode" = 1rank ]; then
     fail "full_continue: the warning does not give the reason"
   compare exact "$work/ref" "$work/full_continue"
   echo "ok: disk full, continue: $warnings warnings (one per write), exit 0, results identical to the uninterrupted run"
+  rm -f "$work/disk/filler"
+
+  # ---- the run directory itself on the full disk (checkpoints continue) ----
+  # metrics.jsonl, written by rank 0 alone at the next logged step: exit 74
+  # naming it (was: the failed stream write went unnoticed).
+  d="$work/disk/rundir/checkpoints"
+  mkdir -p "$work/disk/rundir"
+  ln -s "$work/disk/rundir" "$work/on_disk"
+  broken 1 on_disk "$d" 74 fill_disk --set checkpoint.on_write_error=continue
+  grep -a "sparc: error:" "$work/on_disk.log" | grep -a -q "on_disk/metrics.jsonl: write: No space left on device" ||
+    fail "on_disk: $(grep -a 'sparc: error' "$work/on_disk.log")"
+  echo "ok: run directory on a full disk: exit 74: $(grep -a 'sparc: error' "$work/on_disk.log" | head -c 200)"
   rm -f "$work/disk/filler"
 
   # ---- read-only mount ----
