@@ -658,6 +658,16 @@ std::string CheckpointDir::save(const TrainingState& state, bool task_end, int r
     write_atomically(dir_, "latest", std::string(name) + "\n");
   } catch (const std::exception& e) {  // StorageError, or InputError (mkdir, reading back)
     ::unlink(tmp.c_str());
+    // Only the directory's fsync after `latest` was renamed can fail with
+    // `latest` naming the new file: then the new pair stays, as it names it.
+    std::string now;
+    try {
+      now = read_text_file(dir_ + "/latest");
+    } catch (const InputError&) {
+    }
+    if (previous != name && now == std::string(name) + "\n")
+      throw StorageError(std::string(e.what()) + " (" + path + " and `latest` are written, but " +
+                         "their directory entries may not be on disk)");
     if (renamed && previous != name) {
       ::unlink(path.c_str());
       ::unlink(sum.c_str());
