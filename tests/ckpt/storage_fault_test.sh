@@ -12,7 +12,8 @@
 #           results bit-identical to an uninterrupted run.
 #           The same with on_write_error continue: a warning per failed write,
 #           the run finishes with exit 0 and the uninterrupted run's results.
-#           The run directory on the full disk too: metrics.jsonl cannot be
+#           SIGTERM with the disk full: exit 74, not 75 (no checkpoint of
+#           that step), even under continue. The run directory on the full disk too: metrics.jsonl cannot be
 #           written, exit 74 naming it. A read-only bind mount: exit 74
 #           "Read-only file system", directory unchanged. The directory
 #           replaced by a regular file: exit 74.
@@ -174,6 +175,15 @@ if [ "$mode" = 1rank ]; then
     fail "full_stop: did not resume from step 4"
   compare exact "$work/ref" "$work/full_stop"
   echo "ok: disk full, stop: resumed from step 4 after making room, bit-identical to the uninterrupted run"
+
+  # ---- SIGTERM whose checkpoint cannot be written: 74, not 75 ----
+  d="$work/disk/term"
+  broken 1 term_full "$d" 74 'fill_disk && kill -TERM $pids' --set checkpoint.on_write_error=continue
+  intact term_full "$d"
+  grep -a "sparc: error:" "$work/term_full.log" | grep -a -q "a stop was requested (SIGTERM/SIGINT) but its checkpoint could not be written: .*ckpt-00000005.h5.tmp: write: No space left on device" ||
+    fail "term_full: $(grep -a 'sparc: error' "$work/term_full.log")"
+  echo "ok: SIGTERM on a full disk: exit 74 (not 75), even under continue: $(grep -a 'sparc: error' "$work/term_full.log" | head -c 160)..."
+  rm -f "$work/disk/filler"
 
   # ---- disk full, on_write_error: continue ----
   # 100 KiB left free: the write of step 6 gets that far into its .tmp
