@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,9 +13,11 @@
 #include <fstream>
 #include <functional>
 
+#include "ckpt/verify.h"
 #include "core/error.h"
 #include "core/fault.h"
 #include "core/file.h"
+#include "core/storage.h"
 
 namespace sparc {
 namespace {
@@ -257,24 +260,42 @@ CkptTask read_task(const Reader& r, const H5::Group& g) {
 
 void fsync_path(const std::string& path, bool directory) {
   int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) throw InputError(path, errno_text("open"));
+  if (fd < 0) throw StorageError(path + ": " + errno_text("open"));
   const int rc = ::fsync(fd);
+  const std::string why = rc != 0 ? errno_text("fsync") : "";
   ::close(fd);
-  if (rc != 0) throw InputError(path, errno_text("fsync"));
+  if (rc != 0) throw StorageError(path + ": " + why);
 }
 
-// Writes a small text file atomically: tmp, fsync, rename, fsync the directory.
+void rename_or_throw(const std::string& from, const std::string& to) {
+  if (std::rename(from.c_str(), to.c_str()) != 0)
+    throw StorageError(to + ": " + errno_text("rename from " + from));
+}
+
+// Writes a small text file atomically: tmp, fsync, rename, fsync the
+// directory. A failure removes the tmp file and leaves `path` as it was.
 void write_atomically(const std::string& dir, const std::string& name, const std::string& text) {
   const std::string path = dir + "/" + name, tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw InputError(tmp, "write failed");
+  try {
+    write_file(tmp, text);
+    fsync_path(tmp, false);
+    rename_or_throw(tmp, path);
+  } catch (...) {
+    ::unlink(tmp.c_str());  // a file only: never a directory that happens to have its name
+    throw;
   }
-  fsync_path(tmp, false);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw InputError(path, errno_text("rename"));
   fsync_path(dir, true);
+}
+
+// The bytes of a file libhdf5 built in memory (the core driver).
+std::vector<char> file_image(H5::H5File& f) {
+  f.flush(H5F_SCOPE_GLOBAL);
+  const ssize_t n = H5Fget_file_image(f.getId(), nullptr, 0);
+  if (n < 0) throw H5::FileIException("H5Fget_file_image", "cannot get the size of the file image");
+  std::vector<char> image(static_cast<size_t>(n));
+  if (H5Fget_file_image(f.getId(), image.data(), image.size()) != n)
+    throw H5::FileIException("H5Fget_file_image", "cannot copy the file image");
+  return image;
 }
 
 // Sort key of a checkpoint file name: (global step, end-of-task after mid-task).
@@ -309,8 +330,16 @@ extern "C" void on_stop_signal(int sig) {
 void write_checkpoint_file(const std::string& path, const TrainingState& s,
                            const std::function<void()>& mid_write) {
   H5::Exception::dontPrint();
+  // libhdf5 builds the file in memory and sparc writes its bytes: a write
+  // that fails (disk full, read-only) is then an ordinary errno, where
+  // libhdf5's own I/O errors leave objects it cannot close and end the
+  // process in the library's exit handler. The cost: the checkpoint's size
+  // in memory, twice for a moment (the image and its copy).
+  std::vector<char> image;
   try {
-    H5::H5File f(path, H5F_ACC_TRUNC);
+    H5::FileAccPropList fapl;
+    fapl.setCore(size_t(16) << 20, /*backing_store=*/false);
+    H5::H5File f(path, H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, fapl);
     attr(f, "format", std::string("sparc-checkpoint"));
     attr(f, "format_version", std::int64_t(kCheckpointFormatVersion));
     attr(f, "sparc_version", std::string(SPARC_VERSION));
@@ -374,8 +403,11 @@ void write_checkpoint_file(const std::string& path, const TrainingState& s,
     strings_dataset(metrics, "history", s.metric_history);
 
     // Part of the file is on disk now: the fault-injection point.
-    f.flush(H5F_SCOPE_GLOBAL);
-    if (mid_write) mid_write();
+    if (mid_write) {
+      image = file_image(f);
+      write_file(path, image.data(), image.size());
+      mid_write();
+    }
 
     auto lib = f.createGroup("library");
     for (size_t i = 0; i < s.library.size(); ++i) {
@@ -410,10 +442,12 @@ void write_checkpoint_file(const std::string& path, const TrainingState& s,
       auto g = f.createGroup("weights");
       for (const auto& [name, t] : s.weights) tensor_dataset(g, name, t);
     }
+    image = file_image(f);
     f.close();
   } catch (const H5::Exception& e) {
-    throw InputError(path, "HDF5 write failed: " + e.getDetailMsg());
+    throw StorageError(path + ": HDF5 could not build the checkpoint: " + e.getDetailMsg());
   }
+  write_file(path, image.data(), image.size());
 }
 
 TrainingState read_checkpoint_file(const std::string& path) {
@@ -563,17 +597,28 @@ std::string verify_checkpoint(const std::string& path) {
   if (!file_exists(path)) return "no such file";
   const std::string sum_path = path + ".sha256";
   if (!file_exists(sum_path)) return "no checksum file " + sum_path + " (its write did not finish)";
-  std::string recorded;
+  struct stat st {};
+  std::string recorded, actual;
   try {
-    recorded = read_text_file(sum_path).substr(0, 64);
+    if (::stat(sum_path.c_str(), &st) == 0 && st.st_size > 4096)
+      throw InputError(sum_path, std::to_string(st.st_size) + " bytes: not a checksum file");
+    recorded = parse_checksum_file(read_text_file(sum_path), sum_path);
+    actual = sha256_file(path);
   } catch (const InputError& e) {
     return e.what();
   }
-  const std::string actual = sha256_file(path);
   if (recorded != actual)
     return "checksum mismatch (SHA-256 " + actual.substr(0, 16) + "... , recorded " +
            recorded.substr(0, 16) + "...): the file is damaged or truncated";
-  return "";
+  // The digest matches; the header must still be one libhdf5 can be given.
+  std::uint8_t head[kHdf5HeaderBytes];
+  std::size_t got = 0;
+  if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+    got = std::fread(head, 1, sizeof head, f);
+    std::fclose(f);
+  }
+  if (::stat(path.c_str(), &st) != 0) return errno_text("stat");
+  return check_hdf5_header(head, got, std::uint64_t(st.st_size));
 }
 
 // ---- the directory -------------------------------------------------------------------
@@ -581,20 +626,57 @@ std::string verify_checkpoint(const std::string& path) {
 CheckpointDir::CheckpointDir(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {}
 
 std::string CheckpointDir::save(const TrainingState& state, bool task_end, int rank) {
-  make_directories(dir_);
   char name[64];
   std::snprintf(name, sizeof name, "ckpt-%08lld%s.h5", (long long)state.global_step,
                 task_end ? "-end" : "");
   const std::string path = dir_ + "/" + name, tmp = path + ".tmp";
+  const std::string sum_name = std::string(name) + ".sha256", sum = dir_ + "/" + sum_name;
   const std::int64_t count = ++writes_;
-  write_checkpoint_file(tmp, state, [&] { fault_point("checkpoint-write", count, rank); });
-  fsync_path(tmp, false);
-  const std::string digest = sha256_file(tmp);
-  std::remove((path + ".sha256").c_str());  // an old pair with this name is no longer valid
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw InputError(path, errno_text("rename"));
-  fsync_path(dir_, true);
-  write_atomically(dir_, std::string(name) + ".sha256", digest + "  " + name + "\n");
-  write_atomically(dir_, "latest", std::string(name) + "\n");
+  // What `latest` names now: it must name the same file after a failure.
+  std::string previous;
+  if (file_exists(dir_ + "/latest")) {
+    try {
+      previous = read_text_file(dir_ + "/latest");
+      while (!previous.empty() && (previous.back() == '\n' || previous.back() == '\r')) previous.pop_back();
+    } catch (const InputError&) {
+    }
+  }
+  // Until `latest` names the new file, a failure removes everything this
+  // write created (a full disk is not left fuller) and leaves `latest` and
+  // every older checkpoint alone: retention runs only after a success.
+  bool renamed = false;
+  try {
+    make_directories(dir_);
+    write_checkpoint_file(tmp, state, [&] { fault_point("checkpoint-write", count, rank); });
+    fsync_path(tmp, false);
+    const std::string digest = sha256_file(tmp);
+    std::remove(sum.c_str());  // an old pair with this name is no longer valid
+    rename_or_throw(tmp, path);
+    renamed = true;
+    fsync_path(dir_, true);
+    write_atomically(dir_, sum_name, digest + "  " + name + "\n");
+    write_atomically(dir_, "latest", std::string(name) + "\n");
+  } catch (const std::exception& e) {  // StorageError, or InputError (mkdir, reading back)
+    ::unlink(tmp.c_str());
+    // Only the directory's fsync after `latest` was renamed can fail with
+    // `latest` naming the new file: then the new pair stays, as it names it.
+    std::string now;
+    try {
+      now = read_text_file(dir_ + "/latest");
+    } catch (const InputError&) {
+    }
+    if (previous != name && now == std::string(name) + "\n")
+      throw StorageError(std::string(e.what()) + " (" + path + " and `latest` are written, but " +
+                         "their directory entries may not be on disk)");
+    if (renamed && previous != name) {
+      ::unlink(path.c_str());
+      ::unlink(sum.c_str());
+    }
+    throw StorageError(std::string(e.what()) + " (checkpoint not written; " +
+                       (previous.empty() ? std::string("no earlier checkpoint in ") + dir_
+                                         : dir_ + "/latest still names " + previous) +
+                       ")");
+  }
   // Keep the newest K; drop what an interrupted write left behind.
   auto files = list();
   for (size_t i = size_t(keep_); i < files.size(); ++i) {

@@ -105,7 +105,8 @@ struct TrainingState {
 };
 
 // Writes `state` as an HDF5 file at `path` (no checksum, not atomic: see
-// CheckpointDir). `mid_write` runs once, after part of the file is on disk
+// CheckpointDir). Throws StorageError with the system's reason ("No space
+// left on device") when the file cannot be written. `mid_write` runs once, after part of the file is on disk
 // (fault injection kills the process there).
 void write_checkpoint_file(const std::string& path, const TrainingState& state,
                            const std::function<void()>& mid_write = {});
@@ -133,6 +134,11 @@ class CheckpointDir {
   // Writes atomically, updates `latest`, keeps the newest `keep`. Returns the path.
   // `task_end` picks the file name. Fault point "checkpoint-write" (1-based
   // count of writes by this process) fires mid-file.
+  // A write that fails (disk full, read-only file system, the directory
+  // gone or turned into a file) removes every file it created, leaves
+  // `latest` and the older checkpoints untouched (retention runs only after
+  // a success) and throws StorageError naming the path, the system's reason
+  // and the checkpoint `latest` still names.
   std::string save(const TrainingState& state, bool task_end, int rank);
 
   // Checkpoint files (verified or not), newest first.

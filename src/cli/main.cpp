@@ -12,6 +12,7 @@
 #include "comm/agreement.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/storage.h"
 
 namespace {
 
@@ -100,6 +101,10 @@ int main(int argc, char** argv) {
     // Every rank agreed to stop after the same step; the checkpoint is written.
     report("sparc: ", e.what());
     return sparc::kExitResumable;
+  } catch (const sparc::StorageError& e) {
+    // A checkpoint or run-directory write failed; agreed: every rank stops with it.
+    report("sparc: error: ", e.what());
+    return e.agreed() ? sparc::kExitStorage : abort_peers(sparc::kExitStorage);
   } catch (const sparc::AgreedError& e) {
     // Every rank reached the same verdict: each exits normally with it.
     report("sparc: error: ", e.what());

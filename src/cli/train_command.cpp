@@ -9,6 +9,7 @@
 #include "core/hash.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "data/jsonl_reader.h"
 #include "train/config.h"
 #include "train/preflight.h"
 #include "train/trainer.h"
@@ -62,6 +63,10 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     if (root)
       for (auto& p : check_run_directory(dir, config_ok ? checkpoint_bytes_estimate(cfg) : 0))
         problems.push_back(std::move(p));
+    if (root && config_ok && !cfg.checkpoint.dir.empty())  // elsewhere than the run directory
+      for (auto& p : check_run_directory(cfg.checkpoint.dir, checkpoint_bytes_estimate(cfg),
+                                         "checkpoint.dir"))
+        problems.push_back(std::move(p));
     std::string error;
     for (const auto& p : problems) error += (error.empty() ? "" : "\n") + p;
     agree_on_errors(*comm, error);  // the first collective of the run
@@ -93,8 +98,17 @@ void add_eval_command(CLI::App& app, std::vector<Command>& commands) {
     // Compare with the last row the run recorded.
     const std::string results_path = dir + "/results.json";
     if (file_exists(results_path)) {
-      auto recorded = nlohmann::json::parse(read_text_file(results_path));
-      out["matches_results"] = recorded["accuracy_matrix"].back() == out["accuracy"];
+      nlohmann::json recorded;
+      try {
+        recorded = nlohmann::json::parse(read_text_file(results_path));
+      } catch (const nlohmann::json::exception& e) {
+        throw InputError(results_path, "invalid JSON: " + json_error_text(e.what()));
+      }
+      const auto rows = recorded.is_object() ? recorded.find("accuracy_matrix") : recorded.end();
+      if (rows == recorded.end() || !rows->is_array() || rows->empty())
+        throw InputError(results_path, "no 'accuracy_matrix' rows: not the results.json of a "
+                                       "finished sparc train run");
+      out["matches_results"] = rows->back() == out["accuracy"];
     }
     std::cout << out.dump() << "\n";
     return kExitOk;

@@ -198,15 +198,13 @@ bool is_blank(std::string_view line) {
   return line.find_first_not_of(" \t\r") == std::string_view::npos;
 }
 
-// nlohmann's messages start with "[json.exception.parse_error.101] ", which
-// says nothing to a user.
+}  // namespace
+
 std::string json_error_text(const std::string& what) {
   auto close = what.find("] ");
   return what.rfind("[json.exception.", 0) == 0 && close != std::string::npos ? what.substr(close + 2)
                                                                               : what;
 }
-
-}  // namespace
 
 std::vector<std::string> supported_formats() {
   std::vector<std::string> names;

@@ -30,4 +30,8 @@ std::vector<Example> parse_examples(std::string_view text, const std::string& pa
 
 std::vector<std::string> supported_formats();
 
+// nlohmann's exception text without its "[json.exception.parse_error.101] "
+// prefix, which says nothing to a user: "parse error at line 1, column 5: ...".
+std::string json_error_text(const std::string& what);
+
 }  // namespace sparc

@@ -25,6 +25,7 @@ const std::vector<std::string> kFormats = {"generic", "boolq", "cb",  "rte",
 const std::vector<std::string> kDtypes = {"f32", "f16", "bf16"};
 const std::vector<std::string> kShardings = {"none", "layer"};
 const std::vector<std::string> kCommBackends = {"auto", "mpi", "nccl"};
+const std::vector<std::string> kOnWriteError = {"stop", "continue"};
 const std::vector<std::string> kLoraTargets = {"q", "k", "v", "o", "gate", "up", "down"};
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
@@ -686,10 +687,12 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   Section comm(problems, top.get("comm"), "comm", {"backend", "timeout_s"});
   comm.read_choice("backend", c.comm.backend, kCommBackends);
   comm.read("timeout_s", c.comm.timeout_s, kNonNegative);
-  Section ckpt(problems, top.get("checkpoint"), "checkpoint", {"dir", "every_steps", "keep"});
+  Section ckpt(problems, top.get("checkpoint"), "checkpoint",
+               {"dir", "every_steps", "keep", "on_write_error"});
   ckpt.read("dir", c.checkpoint.dir);
   ckpt.read("every_steps", c.checkpoint.every_steps, 0);
   ckpt.read("keep", c.checkpoint.keep, 1);
+  ckpt.read_choice("on_write_error", c.checkpoint.on_write_error, kOnWriteError);
   read_tasks(top.get("tasks"), c.tasks, problems);
   check_combinations(c, top, problems);
 
@@ -778,6 +781,7 @@ std::string to_yaml(const RunConfig& c) {
   str("dir", c.checkpoint.dir);
   integer("every_steps", c.checkpoint.every_steps);
   integer("keep", c.checkpoint.keep);
+  str("on_write_error", c.checkpoint.on_write_error);
   out << YAML::EndMap;
   out << YAML::Key << "tasks" << YAML::Value << YAML::BeginSeq;
   for (const auto& task : c.tasks) {
@@ -808,7 +812,8 @@ bool operator==(const CommSection& a, const CommSection& b) {
   return a.backend == b.backend && a.timeout_s == b.timeout_s;
 }
 bool operator==(const CheckpointSection& a, const CheckpointSection& b) {
-  return std::tie(a.dir, a.every_steps, a.keep) == std::tie(b.dir, b.every_steps, b.keep);
+  return std::tie(a.dir, a.every_steps, a.keep, a.on_write_error) ==
+         std::tie(b.dir, b.every_steps, b.keep, b.on_write_error);
 }
 bool operator==(const PcaSection& a, const PcaSection& b) {
   return std::tie(a.k, a.source, a.hidden_layer, a.max_tokens) ==

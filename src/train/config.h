@@ -77,6 +77,11 @@ struct CheckpointSection {
   std::string dir;        // empty: <run_dir>/checkpoints
   int every_steps = 100;  // optimizer steps over the run; 0: only at task ends and on SIGTERM/SIGINT
   int keep = 3;           // the newest K checkpoints are kept (>= 1)
+  // A checkpoint that cannot be written (disk full, read-only): "stop" ends
+  // the run on every rank with exit code 74 (the previous checkpoint and
+  // `latest` intact, resumable); "continue" logs a warning and trains on
+  // without it.
+  std::string on_write_error = "stop";
 };
 
 struct TaskSpec {

@@ -127,9 +127,10 @@ std::uint64_t checkpoint_bytes_estimate(const RunConfig& c) {
   return kMinCheckpointBytes;
 }
 
-std::vector<std::string> check_run_directory(const std::string& dir, std::uint64_t bytes_needed) {
-  const std::string what = " (the run directory)";
-  if (dir.empty()) return {"run directory: empty path"};
+std::vector<std::string> check_run_directory(const std::string& dir, std::uint64_t bytes_needed,
+                                             const std::string& role) {
+  const std::string what = " (" + role + ")";
+  if (dir.empty()) return {role + ": empty path"};
   try {
     make_directories(dir);
   } catch (const InputError& e) {

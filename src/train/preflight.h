@@ -29,7 +29,9 @@ std::uint64_t checkpoint_bytes_estimate(const RunConfig& config);
 // The run directory can be created and written (a file is created and
 // removed in it: permission bits say nothing to root), and its file system
 // has at least `bytes_needed` bytes free (0: no space check). Creates the
-// directory. One problem per line; empty when all is well.
-std::vector<std::string> check_run_directory(const std::string& dir, std::uint64_t bytes_needed);
+// directory. One problem per line; empty when all is well. `role` ends each
+// message ("the run directory", "checkpoint.dir").
+std::vector<std::string> check_run_directory(const std::string& dir, std::uint64_t bytes_needed,
+                                             const std::string& role = "the run directory");
 
 }  // namespace sparc

@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "ckpt/checkpoint.h"
@@ -16,6 +18,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "core/storage.h"
 #include "data/jsonl_reader.h"
 #include "formats/safetensors.h"
 #include "model/model_loader.h"
@@ -111,6 +114,7 @@ struct ContinualTrainer::Impl {
   std::unique_ptr<CheckpointDir> ckpt_dir;
   std::unique_ptr<TrainingState> resumed;  // the state to continue from, until consumed
   std::vector<std::string> metric_history;  // metrics.jsonl lines so far
+  std::int64_t failed_checkpoints = 0;      // writes that failed (checkpoint.on_write_error: continue)
   std::uint64_t fingerprint = 0;
   const RunResults* results_so_far = nullptr;
   const std::int64_t* routed_right_so_far = nullptr;
@@ -811,11 +815,11 @@ struct ContinualTrainer::Impl {
             InTask it{t,         &entry, &optimizer, &all_params, &param_names, epoch, s + 1,
                       step + 1,  total,  std::min(n, (s + 1) * per_step), best_val, bad_epochs,
                       &best_params};
-            if (is_root()) save_checkpoint(capture(&it), false);
+            // Every rank leaves only once rank 0's checkpoint is on disk (the
+            // outcome's agreement waits for it): a launcher ends the job at
+            // the first rank that exits.
+            checkpoint_agreed([&] { return capture(&it); }, false, stop);
           }
-          // Every rank leaves only once rank 0's checkpoint is on disk: a
-          // launcher ends the job at the first rank that exits.
-          if (stop && world() > 1) comm->barrier(CommTag::kControl);
           if (stop) throw StopRequested("stopped by a signal after step " + std::to_string(steps_run) +
                                         "; resume with --resume auto");
         }
@@ -873,7 +877,11 @@ struct ContinualTrainer::Impl {
     if (logged) {
       nlohmann::json line = {{"task", data[t].name}, {"step", step + 1}, {"loss", loss},
                              {"lr", lr}, {"tokens_per_s", tps}};
+      errno = 0;
       metrics_out << line.dump() << "\n" << std::flush;
+      if (!metrics_out)  // rank 0 alone: the CLI aborts the other ranks
+        throw StorageError(run_dir + "/metrics.jsonl: " +
+                           (errno != 0 ? errno_text("write") : std::string("write failed")));
       metric_history.push_back(line.dump());
     }
     const double eta = step + 1 < total ? elapsed / double(step + 1) * double(total - step - 1) : 0;
@@ -932,7 +940,20 @@ struct ContinualTrainer::Impl {
     };
     auto it = r.metadata().find("library");
     if (it == r.metadata().end()) throw InputError(path, "no 'library' metadata: not a sparc library");
-    auto meta = nlohmann::json::parse(it->second);
+    nlohmann::json meta;
+    try {
+      meta = nlohmann::json::parse(it->second);
+      bool ok = meta.is_array();
+      for (size_t i = 0; ok && i < meta.size(); ++i)
+        ok = meta[i].is_object() && meta[i].value("name", nlohmann::json()).is_string() &&
+             meta[i].value("reused_from", nlohmann::json()).is_number_integer() &&
+             meta[i].value("explained_variance_ratio", nlohmann::json()).is_number();
+      if (!ok)
+        throw InputError(path, "'library' metadata is not an array of {name, reused_from, "
+                               "explained_variance_ratio}: not a sparc library");
+    } catch (const nlohmann::json::exception& e) {
+      throw InputError(path, "'library' metadata: invalid JSON: " + json_error_text(e.what()));
+    }
     if (meta.size() != data.size())
       throw InputError(path, "holds " + std::to_string(meta.size()) + " tasks, the config has " +
                                  std::to_string(data.size()));
@@ -1138,6 +1159,54 @@ struct ContinualTrainer::Impl {
     spdlog::info("checkpoint {} (task {}, global step {})", path, st.task, st.global_step);
   }
 
+  // Rank 0 runs `write` (a checkpoint, the run's result files); every rank
+  // learns whether it failed through the start-up agreement's MAX all-reduce
+  // of an error flag, so all stop together or all go on, none left waiting
+  // in a collective. "" when it worked, else the error text.
+  std::string root_writes_agreed(const std::function<void()>& write) {
+    std::string error;
+    if (is_root()) {
+      try {
+        write();
+      } catch (const StorageError& e) {
+        error = e.what();
+      }
+    }
+    if (comm && world() > 1) {
+      try {
+        agree_on_errors(*comm, error);
+      } catch (const AgreedError& e) {
+        error = e.what();
+      }
+    }
+    return error;
+  }
+
+  // A checkpoint written by rank 0, its outcome agreed by every rank. A
+  // failure ends the run on every rank with StorageError (exit 74) under
+  // checkpoint.on_write_error = stop, or when the checkpoint was asked for by
+  // a stop signal; under `continue` it is a warning and training goes on.
+  void checkpoint_agreed(const std::function<TrainingState()>& state, bool task_end, bool stopping) {
+    const std::string error = root_writes_agreed([&] { save_checkpoint(state(), task_end); });
+    if (error.empty()) return;
+    ++failed_checkpoints;
+    if (stopping)
+      throw StorageError("a stop was requested (SIGTERM/SIGINT) but its checkpoint could not be "
+                         "written: " + error + "; resume with --resume auto",
+                         true);
+    if (cfg.checkpoint.on_write_error == "continue") {
+      if (is_root())
+        spdlog::warn("checkpoint write failed ({} in this run so far), training continues "
+                     "without it (checkpoint.on_write_error: continue): {}",
+                     failed_checkpoints, error);
+      return;
+    }
+    throw StorageError("checkpoint write failed, training stopped (checkpoint.on_write_error: "
+                       "stop): " + error + "; make room or fix the location, then resume with "
+                       "--resume auto",
+                       true);
+  }
+
   void restore_optimizer(torch::optim::AdamW& optimizer, const std::vector<torch::Tensor>& params,
                          const std::vector<std::string>& names, const TrainingState& st) {
     if (st.params.size() != params.size())
@@ -1230,11 +1299,9 @@ RunResults ContinualTrainer::run() {
   Impl& s = *impl_;
   if (s.is_root()) {
     make_directories(s.run_dir);
-    std::ofstream out(s.run_dir + "/config.yaml");
-    out << to_yaml(s.cfg);
-    if (!out) throw InputError(s.run_dir + "/config.yaml", "write failed");
+    write_file(s.run_dir + "/config.yaml", to_yaml(s.cfg));
     s.metrics_out.open(s.run_dir + "/metrics.jsonl");
-    if (!s.metrics_out) throw InputError(s.run_dir + "/metrics.jsonl", "cannot write");
+    if (!s.metrics_out) throw StorageError(s.run_dir + "/metrics.jsonl: " + errno_text("cannot create"));
   }
   torch::manual_seed(s.cfg.seed);  // nothing should draw from it; set for safety
 
@@ -1289,9 +1356,9 @@ RunResults ContinualTrainer::run() {
     for (double a : r.accuracy.back()) row += fmt::format(" {:.4f}", a);
     spdlog::info("after task '{}': accuracy{}", s.data[t].name, row);
     // ---- checkpoint hook: every task end; a stop request takes effect here too ----
-    if (s.is_root()) s.save_checkpoint(s.capture(nullptr), true);
-    if (s.agree_on_stop()) {
-      if (s.world() > 1) s.comm->barrier(CommTag::kControl);  // rank 0's checkpoint is written
+    const bool stop = s.agree_on_stop();
+    s.checkpoint_agreed([&] { return s.capture(nullptr); }, true, stop);
+    if (stop) {
       throw StopRequested("stopped by a signal after task '" + s.data[t].name +
                           "'; resume with --resume auto");
     }
@@ -1308,10 +1375,18 @@ RunResults ContinualTrainer::run() {
   spdlog::info("ACC {:.4f} BWT {:+.4f} FWT {:+.4f} forgetting {:.4f} ppl {:.4f} -> {:.4f}",
                r.metrics.acc, r.metrics.bwt, r.metrics.fwt, r.metrics.forgetting, r.ppl_before,
                r.ppl_after);
-  if (s.is_root()) {
-    s.save_library(s.run_dir + "/library.safetensors");
+  const std::string error = s.root_writes_agreed([&] {
+    const std::string library = s.run_dir + "/library.safetensors";
+    try {
+      s.save_library(library);
+    } catch (const InputError& e) {  // the writer's message names the file and errno
+      std::remove(library.c_str());
+      throw StorageError(e.what());
+    }
     write_results_json(s.run_dir + "/results.json", s.cfg, r, s.library);
-  }
+  });
+  if (!error.empty())
+    throw StorageError("the run finished but its results could not be written: " + error, true);
   return r;
 }
 
@@ -1455,9 +1530,7 @@ void write_results_json(const std::string& path, const RunConfig& cfg, const Run
       {"ppl_before", r.ppl_before},
       {"ppl_after", r.ppl_after},
   };
-  std::ofstream f(path);
-  f << out.dump(2) << "\n";
-  if (!f) throw InputError(path, "write failed");
+  write_file(path, out.dump(2) + "\n");
 }
 
 }  // namespace sparc

@@ -8,9 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
+#include "ckpt/verify.h"
 #include "core/error.h"
 #include "core/file.h"
+#include "core/storage.h"
 #include "test_util.h"
 
 namespace sparc {
@@ -260,10 +263,100 @@ TEST(CheckpointDir, DamagedNewestIsNamedAndSkipped) {
   }
 }
 
+// Every entry of `dir` with the SHA-256 of its contents ("<dir>" for a directory).
+std::map<std::string, std::string> contents(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    out[e.path().filename().string()] = e.is_regular_file() ? sha256_file(e.path().string()) : "<dir>";
+  return out;
+}
+
+// A write that fails at any stage (here: the checksum file or `latest`
+// cannot be created, because a directory sits where its .tmp goes) removes
+// what it created, leaves `latest` and the older checkpoints alone (no
+// retention), and names the file, the reason and what `latest` still says.
+TEST(CheckpointDir, FailedWriteLeavesThePreviousStateIntact) {
+  for (const std::string blocked : {"ckpt-00000006.h5.sha256.tmp", "latest.tmp"}) {
+    const std::string dir = test::make_temp_dir() + "/ckpts";
+    CheckpointDir d(dir, 2);
+    d.save(state(2), false, 0);
+    d.save(state(4), false, 0);
+    std::filesystem::create_directory(dir + "/" + blocked);
+    const auto before = contents(dir);
+    try {
+      d.save(state(6), false, 0);
+      ADD_FAILURE() << blocked << ": the write did not fail";
+    } catch (const StorageError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find(dir + "/" + blocked), std::string::npos) << what;
+      EXPECT_NE(what.find("Is a directory"), std::string::npos) << what;
+      EXPECT_NE(what.find("latest still names ckpt-00000004.h5"), std::string::npos) << what;
+    }
+    EXPECT_EQ(contents(dir), before) << blocked;
+    EXPECT_EQ(d.newest_valid(), dir + "/ckpt-00000004.h5");
+    EXPECT_EQ(verify_checkpoint(dir + "/ckpt-00000002.h5"), "");  // keep = 2, yet not removed
+    // Once the obstacle is gone the next write succeeds and retention resumes.
+    std::filesystem::remove(dir + "/" + blocked);
+    d.save(state(8), false, 0);
+    EXPECT_EQ(d.list(), (std::vector<std::string>{dir + "/ckpt-00000008.h5", dir + "/ckpt-00000004.h5"}));
+  }
+}
+
+TEST(CheckpointDir, WriteIntoARegularFileIsAStorageError) {
+  const std::string top = test::make_temp_dir();
+  std::ofstream(top + "/plain") << "x";
+  CheckpointDir d(top + "/plain/ckpts", 2);
+  try {
+    d.save(state(2), false, 0);
+    ADD_FAILURE() << "the write did not fail";
+  } catch (const StorageError& e) {
+    EXPECT_NE(std::string(e.what()).find(top + "/plain/ckpts: cannot create directory: Not a directory"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// The checks before libhdf5 sees a file, on bytes (fuzzed by fuzz_checkpoint).
+TEST(CheckpointVerify, ChecksumFileFormat) {
+  const std::string digest(64, 'a');
+  EXPECT_EQ(parse_checksum_file(digest + "  ckpt-00000002.h5\n", "s"), digest);
+  EXPECT_EQ(parse_checksum_file(std::string(64, 'A') + " *ckpt-00000002.h5\r\n", "s"), digest);
+  EXPECT_EQ(parse_checksum_file(digest, "s"), digest);
+  for (const std::string bad : {std::string(63, 'a'), std::string(63, 'a') + "g  x.h5",
+                                digest + " x.h5", digest + "  ", digest + "\nmore\n", std::string()}) {
+    EXPECT_THROW(parse_checksum_file(bad, "s"), InputError) << bad;
+  }
+}
+
+TEST(CheckpointVerify, HeaderOfARealCheckpointAndDamagedOnes) {
+  const std::string dir = test::make_temp_dir();
+  const std::string path = CheckpointDir(dir, 1).save(state(2), false, 0);
+  const std::string bytes = read_text_file(path);
+  const auto* head = reinterpret_cast<const std::uint8_t*>(bytes.data());
+  const std::size_t n = std::min(bytes.size(), kHdf5HeaderBytes);
+  EXPECT_EQ(check_hdf5_header(head, n, bytes.size()), "");
+  EXPECT_NE(check_hdf5_header(head, n, bytes.size() - 1).find("truncated: its HDF5 superblock says " +
+                                                              std::to_string(bytes.size()) + " bytes"),
+            std::string::npos);
+  EXPECT_NE(check_hdf5_header(head, 12, 12).find("truncated"), std::string::npos);
+  std::string other = bytes.substr(0, n);
+  other[1] = 'X';
+  EXPECT_NE(check_hdf5_header(reinterpret_cast<const std::uint8_t*>(other.data()), n, bytes.size())
+                .find("not an HDF5 file"),
+            std::string::npos);
+  // A truncated file given a matching checksum file (the digest alone cannot
+  // tell) is still refused before libhdf5 opens it.
+  std::filesystem::resize_file(path, bytes.size() / 2);
+  std::ofstream(path + ".sha256") << sha256_file(path) << "  " << std::filesystem::path(path).filename().string() << "\n";
+  EXPECT_NE(verify_checkpoint(path).find("truncated: its HDF5 superblock says"), std::string::npos)
+      << verify_checkpoint(path);
+}
+
 TEST(ResumeRules, LoggingCadenceAndCommMayChange) {
   const RunConfig then = config();
   EXPECT_TRUE(resume_conflicts(config({"train.log_every=3", "checkpoint.every_steps=7",
                                        "checkpoint.keep=9", "comm.timeout_s=5",
+                                       "checkpoint.on_write_error=continue",
                                        "checkpoint.dir=/elsewhere", "model.path=/moved/m.bin"}),
                                then, 1)
                   .empty());
@@ -290,19 +383,26 @@ TEST(CheckpointConfig, SectionParsesValidatesAndRoundTrips) {
   EXPECT_EQ(d.checkpoint.dir, "");
   EXPECT_EQ(d.checkpoint.every_steps, 100);
   EXPECT_EQ(d.checkpoint.keep, 3);
-  const RunConfig c = config({"checkpoint.every_steps=0", "checkpoint.keep=1", "checkpoint.dir=/x/ck"});
+  EXPECT_EQ(d.checkpoint.on_write_error, "stop");
+  const RunConfig c = config({"checkpoint.every_steps=0", "checkpoint.keep=1", "checkpoint.dir=/x/ck",
+                              "checkpoint.on_write_error=continue"});
   EXPECT_EQ(c.checkpoint.every_steps, 0);
   EXPECT_EQ(c.checkpoint.keep, 1);
   EXPECT_EQ(c.checkpoint.dir, "/x/ck");
+  EXPECT_EQ(c.checkpoint.on_write_error, "continue");
   EXPECT_EQ(parse_run_config(to_yaml(c), "y.yaml", ""), c);
   // A relative dir in the file resolves against the file's directory.
   EXPECT_EQ(parse_run_config(kConfig + "checkpoint: {dir: ck}\n", "x.yaml", "/cfg").checkpoint.dir,
             "/cfg/ck");
   try {
-    config({"checkpoint.keep=0", "checkpoint.every_steps=-1", "checkpoint.often=1"});
+    config({"checkpoint.keep=0", "checkpoint.every_steps=-1", "checkpoint.often=1",
+            "checkpoint.on_write_error=ignore"});
     FAIL() << "accepted";
   } catch (const ConfigError& e) {
-    ASSERT_EQ(e.problems().size(), 3u) << e.what();
+    ASSERT_EQ(e.problems().size(), 4u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("checkpoint.on_write_error: expected one of stop, continue; got 'ignore'"),
+              std::string::npos)
+        << e.what();
     const std::string all = e.what();
     EXPECT_NE(all.find("checkpoint.keep: expected an integer >= 1"), std::string::npos) << all;
     EXPECT_NE(all.find("checkpoint.every_steps: expected an integer >= 0"), std::string::npos) << all;

@@ -224,6 +224,13 @@ std::vector<Case> cases() {
          write_bytes(dir + "/plainfile", "x");
          return "train --config " + dir + "/run.yaml --run-dir " + dir + "/plainfile/out";
        }},
+      {"CheckpointDirThroughARegularFile", "plainfile/ckpt: cannot create directory: Not a directory (checkpoint.dir)",
+       [](const std::string& dir) {
+         write_bytes(dir + "/plainfile", "x");
+         return train(dir, " --set checkpoint.dir=" + dir + "/plainfile/ckpt");
+       }},
+      {"UnknownOnWriteError", "checkpoint.on_write_error: expected one of stop, continue",
+       config(baseline_config("checkpoint: {on_write_error: ignore}\n"))},
       {"RunDirIsARegularFile", "exists and is not a directory",
        [](const std::string& dir) {
          write_bytes(dir + "/plainfile", "x");
@@ -355,6 +362,37 @@ TEST(MalformedInputBaseline, NotEnoughDiskForACheckpoint) {
   const CliResult r = run_sparc(train(dir));
   expect_input_error(r, "free on its file system, but a checkpoint of this run needs about");
   EXPECT_FALSE(sparc::test::path_exists(dir + "/out/config.yaml")) << "the run started: " << r.err;
+}
+
+// What `sparc eval` reads back from a finished run directory: a corrupt
+// results.json or library metadata is an input error naming the file and,
+// for JSON, where the parse stopped (was: an nlohmann exception, exit 1).
+TEST(MalformedInputBaseline, CorruptRunDirectoryFilesInEval) {
+  const std::string dir = sparc::test::make_temp_dir();
+  write_bytes(dir + "/model.bin", tiny_llama2c());
+  write_bytes(dir + "/train.jsonl", kTrainData);
+  write_bytes(dir + "/run.yaml", baseline_config());
+  const CliResult trained = run_sparc("--log-level warn " + train(dir), 300);
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const std::string eval = "--log-level warn eval --run-dir " + dir + "/out";
+  const CliResult fine = run_sparc(eval, 120);
+  ASSERT_EQ(fine.exit_code, 0) << fine.err;
+  EXPECT_NE(fine.out.find("\"matches_results\":true"), std::string::npos) << fine.out;
+
+  const std::string results = dir + "/out/results.json";
+  const std::string good = read_bytes(results);
+  write_bytes(results, good.substr(0, good.size() / 2));
+  expect_input_error(run_sparc(eval, 120), results + ": invalid JSON: parse error at line ");
+  write_bytes(results, R"({"method": "sparc"})");
+  expect_input_error(run_sparc(eval, 120), results + ": no 'accuracy_matrix' rows");
+  write_bytes(results, good);
+
+  const std::string library = dir + "/out/library.safetensors";
+  write_bytes(library, safetensors(R"({"__metadata__": {"library": "[{\"name\": "}})", 0));
+  expect_input_error(run_sparc(eval, 120),
+                     library + ": 'library' metadata: invalid JSON: parse error at line 1, column");
+  write_bytes(library, safetensors(R"({"__metadata__": {"library": "[{\"name\": 7}]"}})", 0));
+  expect_input_error(run_sparc(eval, 120), library + ": 'library' metadata is not an array");
 }
 
 }  // namespace

@@ -212,4 +212,34 @@ write("config", "with_overrides", "model:\n  path: m.bin\n" + TASK +
       "\n#--set\ntrain.lr=0.5\ntasks[0].name=renamed\nlora.targets=[q, v]\nmethod=prompt")
 write("config", "errors", "method: sprac\ntrian: {}\nmodel: {path: 3, dtype: f8}\npca: {k: -1}\n"
       "tasks: [{name: a/b, verbalizer: {x: y}}]\n")
+
+
+# ---- checkpoint checksum file and HDF5 superblock -----------------------------
+# Input: the .sha256 file's text, NUL, the file's size (u64 LE), its first bytes.
+UNDEF = b"\xff" * 8
+
+
+def superblock_v0(eof):
+    sb = b"\x89HDF\r\n\x1a\n" + bytes([0, 0, 0, 0, 0, 8, 8, 0]) + struct.pack("<HHI", 4, 16, 0)
+    sb += struct.pack("<Q", 0) + UNDEF + struct.pack("<Q", eof) + UNDEF
+    return sb + struct.pack("<QQII", 0, 96, 1, 0) + bytes(16)  # root group symbol table entry
+
+
+def superblock_v2(eof):
+    sb = b"\x89HDF\r\n\x1a\n" + bytes([2, 8, 8, 0])
+    return sb + struct.pack("<Q", 0) + UNDEF + struct.pack("<Q", eof) + struct.pack("<Q", 48) + bytes(4)
+
+
+DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+def checkpoint(sidecar, head, size):
+    return sidecar.encode() + b"\0" + struct.pack("<Q", size) + head
+
+
+write("checkpoint", "v0", checkpoint(DIGEST + "  ckpt-00000004.h5\n", superblock_v0(4096), 4096))
+write("checkpoint", "v2_binary_mode", checkpoint(DIGEST.upper() + " *ckpt-00000008-end.h5", superblock_v2(800), 800))
+write("checkpoint", "digest_only_crlf", checkpoint(DIGEST + "\r\n", superblock_v0(96), 96))
+write("checkpoint", "truncated", checkpoint(DIGEST + "  ckpt-00000004.h5\n", superblock_v0(4096), 2048))
+write("checkpoint", "not_hdf5", checkpoint(DIGEST[:40] + "  x.h5\nsecond line\n", b"CDF\x01" + bytes(60), 64))
 print("corpus written to", OUT)
