@@ -116,6 +116,7 @@ struct Options {
   int threads = 0;  // per rank; 0: cores / ranks
   std::vector<std::string> methods = kMethods;
   std::vector<std::string> settings = kSettings;
+  std::vector<std::string> pretrain_sets, train_sets;  // --set for every pretrain / train
 };
 
 class Demo {
@@ -148,9 +149,9 @@ class Demo {
     if (!o_.sources.empty()) prep.insert(prep.end(), {"--sources", o_.sources});
     if (int rc = step("prepare data", "prepare-data", prep, false); rc != 0) return rc;
     std::cout << "\n";
-    if (int rc = step("pretrain the base model", "pretrain",
-                      {"pretrain", "--config", out_ + "/configs/pretrain.yaml"}, true);
-        rc != 0)
+    std::vector<std::string> pre = {"pretrain", "--config", out_ + "/configs/pretrain.yaml"};
+    for (const auto& s : o_.pretrain_sets) pre.insert(pre.end(), {"--set", s});
+    if (int rc = step("pretrain the base model", "pretrain", pre, true); rc != 0)
       return rc;
     std::cout << "\n";
 
@@ -160,7 +161,7 @@ class Demo {
         const std::string dir = out_ + "/" + setting + "/" + method;
         dirs.push_back(dir);
         if (file_exists(dir + "/results.json")) {
-          announce(setting + " / " + method);
+          announce(setting + " / " + method, false);
           std::cout << "finished earlier (" << dir << "/results.json)\n";
           continue;
         }
@@ -168,6 +169,7 @@ class Demo {
                                          "--run-dir", dir,        "--resume",
                                          "auto",      "--set",    "method=" + method};
         for (const auto& s : method_overrides(method)) args.insert(args.end(), {"--set", s});
+        for (const auto& s : o_.train_sets) args.insert(args.end(), {"--set", s});
         const std::string log = setting + "-" + replace_all(method, "+", "-");
         if (int rc = step(setting + " / " + method, log, args, true); rc != 0) return rc;
         print_run_line(dir);
@@ -189,9 +191,12 @@ class Demo {
     return {};
   }
 
-  void announce(const std::string& name) {
+  // "[i/n] name: "; off a terminal a step's start gets a line of its own.
+  void announce(const std::string& name, bool starting) {
     ++index_;
-    std::cout << "[" << index_ << "/" << total_ << "] " << name << ": " << std::flush;
+    std::cout << "[" << index_ << "/" << total_ << "] " << name << ": ";
+    if (starting && !tty_) std::cout << "started\n";
+    std::cout << std::flush;
   }
 
   std::vector<std::string> command(const std::vector<std::string>& args, bool parallel) const {
@@ -208,14 +213,13 @@ class Demo {
   // Runs one step as a child, showing its latest log line while it works.
   int step(const std::string& name, const std::string& log_name,
            const std::vector<std::string>& args, bool parallel) {
-    announce(name);
+    announce(name, true);
     const std::string log = out_ + "/logs/" + log_name + ".log";
     const std::string t = std::to_string(threads_);
     std::vector<std::pair<std::string, std::string>> env = {{"OMP_NUM_THREADS", t},
                                                             {"OPENBLAS_NUM_THREADS", t}};
     if (::geteuid() == 0)
       env.insert(env.end(), {{"OMPI_ALLOW_RUN_AS_ROOT", "1"}, {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"}});
-    if (!tty_) std::cout << "\n";
     const auto start = Clock::now();
     ChildProcess child(command(args, parallel), log, env, /*own_process_group=*/true);
     std::string shown;
@@ -247,7 +251,8 @@ class Demo {
       }
     }
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (tty_) std::cout << "\r[" << index_ << "/" << total_ << "] " << name << ": \033[K";
+    std::cout << (tty_ ? "\r" : "") << "[" << index_ << "/" << total_ << "] " << name << ": "
+              << (tty_ ? "\033[K" : "");
     const int rc = child.exit_code();
     if (rc == 0 && !interrupted_) {
       std::cout << "done in " << format_duration(seconds) << std::flush;
@@ -377,6 +382,11 @@ void add_demo_command(CLI::App& app, std::vector<Command>& commands) {
       ->check(CLI::IsMember(kSettings))
       ->delimiter(',')
       ->capture_default_str();
+  sub->add_option("--pretrain-set", o->pretrain_sets,
+                  "override a key of the pretraining config (repeatable), e.g. train.steps=100");
+  sub->add_option("--train-set", o->train_sets,
+                  "override a key of every training run's config (repeatable), e.g. "
+                  "train.epochs=1");
   commands.push_back({sub, [o]() {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
