@@ -19,6 +19,7 @@
 // sparc bench pca: the covariance accumulation of PCA (GFLOP/s of its
 // products, 2 N D^2 per N rows) and the top-k eigensolver's time.
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -390,7 +391,16 @@ int run_step_bench(const StepArgs& a) {
   // The ceiling first, while nothing else is resident.
   const double peak = a.peak_gflops > 0 ? a.peak_gflops : gemm_gflops(*comm, model_dtype, 2048, 5, 1);
   ContinualTrainer trainer(cfg, "", comm.get());
-  auto b = trainer.bench_steps(a.steps);
+  ContinualTrainer::StepBench b;
+  if (const char* trace = std::getenv("SPARC_PROFILE_TRACE")) {
+    // A Chrome trace of every operator (PCA included), for finding where a
+    // step's time goes; the timings themselves then carry its overhead.
+    torch::autograd::profiler::RecordProfile guard(std::string(trace) + "." +
+                                                   std::to_string(comm->rank()));
+    b = trainer.bench_steps(a.steps);
+  } else {
+    b = trainer.bench_steps(a.steps);
+  }
   struct rusage ru {};
   ::getrusage(RUSAGE_SELF, &ru);
   const double peak_rss_mb = double(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
