@@ -71,8 +71,10 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
           .masked_fill_(blocked.narrow(2, r0, rows).narrow(3, 0, keys),
                         -std::numeric_limits<double>::infinity());
       auto probs = torch::softmax(scores, -1);  // compute type
-      outs.push_back(torch::bmm(probs.to(q.scalar_type()), v3.narrow(1, 0, keys)));
+      auto p = probs.to(q.scalar_type());        // the same tensor in f32
+      outs.push_back(torch::bmm(p, v3.narrow(1, 0, keys)));
       saved.push_back(probs);
+      saved.push_back(p);  // kept, not converted again in backward
     }
     ctx->save_for_backward(saved);
     ctx->saved_data["scale"] = scale;
@@ -96,11 +98,12 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     auto dk = torch::zeros_like(k3), dv = torch::zeros_like(v3);
     std::vector<torch::Tensor> dqs;
     for (std::int64_t c = 0; c < chunks; ++c) {
-      const auto& probs = saved[3 + c];
+      const auto& probs = saved[3 + 2 * c];
+      const auto& p = saved[4 + 2 * c];
       const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
       const auto keys = chunks == 1 ? Sk : bounds[c + 1];
       auto gc = g.narrow(1, r0, rows);
-      dv.narrow(1, 0, keys).baddbmm_(probs.to(dtype).transpose(1, 2), gc);
+      dv.narrow(1, 0, keys).baddbmm_(p.transpose(1, 2), gc);
       auto dp = torch::bmm(gc, vt.narrow(2, 0, keys)).to(probs.scalar_type());
       // Softmax backward; masked pairs have p = 0, so their gradient is 0.
       auto ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type())
