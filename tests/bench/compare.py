@@ -35,6 +35,9 @@ p.add_argument("--no-compare", action="store_true", help="skip ours-vs-reference
 p.add_argument("--scaling", action="store_true")
 p.add_argument("--pca", action="store_true")
 p.add_argument("--gemm", action="store_true")
+p.add_argument("--sweep", action="store_true",
+               help="cost vs sequence length and model size: ours and the reference, "
+                    "alternating, 1 thread, --repeats runs each")
 p.add_argument("--json", help="also write the summary here")
 a = p.parse_args()
 
@@ -153,6 +156,39 @@ if a.pca:
         print(f"pca {dt}: accumulate {r['accumulate_gflops']:.1f} GFLOP/s = "
               f"{100 * r['fraction_of_peak']:.0f}% of gemm {r['gemm_peak_gflops']:.1f}; "
               f"top-100 solve {r['solve_ms']:.1f} ms")
+
+if a.sweep:
+    summary["sweep"] = []
+    dt = a.dtypes.split(",")[0]
+    sizes = {256: (4, 688), 512: (8, 1376), 768: (12, 2048)}  # D: heads, ffn (8 layers)
+    cases = [(512, seq) for seq in (64, 128, 256)] + [(d, 256) for d in (256, 768)]
+    for dim, seq in cases:
+        heads, ffn = sizes[dim]
+        path = os.path.join(os.path.dirname(a.model), f"bench-d{dim}")
+        if not os.path.exists(os.path.join(path, "config.json")):
+            subprocess.run([a.sparc, "random-model", "--out", path, "--dim", str(dim), "--layers",
+                            "8", "--heads", str(heads), "--ffn", str(ffn), "--vocab", "512"],
+                           check=True, capture_output=True)
+        o_runs, r_runs = [], []
+        for i in range(a.repeats):
+            o_runs.append(ours(dt, threads=1, extra=[f"model.path={path}", f"train.max_length={seq}"]))
+            r = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests", "bench", "reference_step.py"),
+                                "--dtype", dt, "--steps", str(a.steps), "--threads", "1", "--dim", str(dim),
+                                "--heads", str(heads), "--ffn", str(ffn), "--seq", str(seq)],
+                               env=env_threads(1), capture_output=True, text=True, check=True)
+            r_runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        row = {"dim": dim, "seq_len": o_runs[0]["seq_len"], "dtype": dt,
+               "ours_tokens_per_s": med(o_runs, "tokens_per_s"),
+               "ours_ms_per_step": med(o_runs, "ms_per_step"),
+               "ref_tokens_per_s": med(r_runs, "tokens_per_s"),
+               "model_flops_per_token": o_runs[0]["model_flops_per_token"],
+               "mfu": med(o_runs, "mfu"), "peak_rss_mb": med(o_runs, "peak_rss_mb")}
+        row["ratio"] = row["ours_tokens_per_s"] / row["ref_tokens_per_s"]
+        summary["sweep"].append(row)
+        print(f"sweep D={dim} seq={row['seq_len']:.0f}: ours {row['ours_tokens_per_s']:.1f} tok/s "
+              f"({row['ours_ms_per_step']:.0f} ms/step, {row['model_flops_per_token'] / 1e6:.1f} "
+              f"MFLOP/token, MFU {row['mfu']:.2f}), reference {row['ref_tokens_per_s']:.1f}, ratio "
+              f"{row['ratio']:.2f} (load {load():.2f})", flush=True)
 
 summary["loadavg_end"] = os.getloadavg()
 line = json.dumps(summary)
