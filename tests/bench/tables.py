@@ -31,7 +31,7 @@ for path in sys.argv[1:]:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for dt, r in s["compare"].items():
             print(f"| {dt} | {r['ours_tokens_per_s']:.1f} | {r['ref_tokens_per_s']:.1f} | "
-                  f"{r['ratio']:.2f} (>= {TARGET_RATIO.get(dt, 0)}: {ok(r['ratio'] >= TARGET_RATIO.get(dt, 0))}) | "
+                  f"{r['ratio']:.3f} (>= {TARGET_RATIO.get(dt, 0)}: {ok(r['ratio'] >= TARGET_RATIO.get(dt, 0))}) | "
                   f"{r['ours_ms_per_step']:.0f} | {r['ref_ms_per_step']:.0f} | "
                   f"{r['model_flops_per_token'] / 1e6:.1f} | {r['gemm_peak_gflops']:.1f} | "
                   f"{r['mfu']:.2f} (>= {TARGET_MFU.get(dt, 0)}: {ok(r['mfu'] >= TARGET_MFU.get(dt, 0))}) | "
