@@ -85,15 +85,19 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
+    // Backward runs without autocast (its state is per thread): under CPU
+    // autocast q, k, v and the gradient can differ in dtype, so all products
+    // run in q's dtype and each gradient returns in its input's dtype.
     const auto& q3 = saved[0];
-    const auto& k3 = saved[1];
-    const auto& v3 = saved[2];
+    const auto dtype = q3.scalar_type();
+    const auto k3 = saved[1].to(dtype);
+    const auto v3 = saved[2].to(dtype);
+    const auto k_dtype = saved[1].scalar_type(), v_dtype = saved[2].scalar_type();
     const double scale = ctx->saved_data["scale"].toDouble();
     const auto bounds = ctx->saved_data["bounds"].toIntVector();
     const auto chunks = std::int64_t(bounds.size()) - 1;
-    const auto dtype = q3.scalar_type();
     const auto BH = q3.size(0), S = q3.size(1), hd = q3.size(2), Sk = k3.size(1);
-    auto g = grads[0].reshape({BH, S, hd}).contiguous();
+    auto g = grads[0].reshape({BH, S, hd}).to(dtype).contiguous();
     auto vt = v3.transpose(1, 2).contiguous();  // [BH, hd, Sk]
     auto dk = torch::zeros_like(k3), dv = torch::zeros_like(v3);
     std::vector<torch::Tensor> dqs;
@@ -114,8 +118,8 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     }
     auto dq = chunks == 1 ? dqs[0] : torch::cat(dqs, 1);
     const auto shape = grads[0].sizes();
-    return {dq.view(shape), dk.view({shape[0], shape[1], Sk, hd}),
-            dv.view({shape[0], shape[1], Sk, hd}), torch::Tensor(), torch::Tensor()};
+    return {dq.view(shape), dk.view({shape[0], shape[1], Sk, hd}).to(k_dtype),
+            dv.view({shape[0], shape[1], Sk, hd}).to(v_dtype), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -432,16 +436,26 @@ torch::Tensor Transformer::prefixed_hidden_at(const torch::Tensor& tokens,
   // The last block runs its queries at `rows` only, unless it is sharded (its
   // recomputing backward runs whole blocks) or draws LoRA dropout (the masks
   // are drawn over every position).
-  bool prune = !shards_ && L > 0;
+  bool prune = options_.prune_last_block && !shards_ && L > 0;
   if (prune && dropout_ != nullptr) {
     const Block& last = blocks_.back();
     for (const Linear* lin : {&last.q, &last.k, &last.v, &last.o, &last.gate, &last.up, &last.down})
       if (lin->lora && lin->lora->dropout > 0) prune = false;
   }
   for (std::int64_t l = 0; l < L - (prune ? 1 : 0); ++l) x = call_block(l, l + 1 < L ? l + 1 : -1, x, g);
-  if (prune)
-    x = run_block(blocks_.back(), x, g, dropout_, rows).squeeze(1);
-  else
+  if (prune) {
+    // One sequence at a time: the products' shapes, and so BLAS's choice of
+    // kernel and its rounding, then do not depend on how many sequences a
+    // rank holds (data parallel runs stay equal to a single process up to
+    // the reduction order of the gradient sum).
+    std::vector<torch::Tensor> out;
+    for (std::int64_t b = 0; b < B; ++b) {
+      auto one = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, b, 1) : t; };
+      const Geometry gb{one(g.cos), one(g.sin), one(g.allowed), one(g.blocked)};
+      out.push_back(run_block(blocks_.back(), x.narrow(0, b, 1), gb, dropout_, rows.narrow(0, b, 1)));
+    }
+    x = torch::cat(out, 0).squeeze(1);
+  } else
     x = x.gather(1, rows.view({B, 1, 1}).expand({B, 1, x.size(2)})).squeeze(1);
   return norm(final_norm_, x);
 }
