@@ -10,11 +10,20 @@
 //
 // sparc bench step: optimizer steps of a run config's first task (PCA and
 // initialisation first, untimed), with the bytes the gradient all-reduce
-// moved per step from the communicator's counters.
+// moved per step from the communicator's counters, the model FLOPs per token
+// (src/model/flops.h) and MFU against bench gemm's peak in the model dtype.
+//
+// sparc bench gemm: the matrix-product peak per rank (every rank multiplies
+// at once, as in training): the ceiling for MFU.
+//
+// sparc bench pca: the covariance accumulation of PCA (GFLOP/s of its
+// products, 2 N D^2 per N rows) and the top-k eigensolver's time.
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -22,6 +31,9 @@
 #include "cli/commands.h"
 #include "comm/agreement.h"
 #include "comm/communicator.h"
+#include "model/flops.h"
+#include "model/transformer.h"
+#include "sparc/subspace.h"
 #include "train/trainer.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -201,11 +213,165 @@ void add_allreduce_bench(CLI::App& bench, std::vector<Command>& kinds) {
   kinds.push_back({sub, [a]() { return run_allreduce_bench(*a); }});
 }
 
+// The model dtypes and f64 by name: f32, bf16, f16, f64.
+torch::Dtype bench_dtype(const std::string& name, const std::string& where) {
+  if (name == "f64" || name == "float64") return torch::kFloat64;
+  return parse_model_dtype(name, where);
+}
+
+std::string dtype_name(torch::Dtype t) {
+  if (t == torch::kFloat64) return "f64";
+  if (t == torch::kBFloat16) return "bf16";
+  if (t == torch::kFloat16) return "f16";
+  return "f32";
+}
+
+// GFLOP/s per rank of an n x n x n product in `dtype`, every rank at once:
+// 2 n^3 over the median of the slowest rank's times.
+double gemm_gflops(Communicator& comm, torch::Dtype dtype, std::int64_t n, int iters,
+                   int warmup) {
+  torch::NoGradGuard no_grad;
+  const torch::Device device = backend_device(comm);
+  auto opts = torch::TensorOptions(dtype).device(device);
+  auto a = torch::randn({n, n}, torch::kFloat32).to(opts);
+  auto b = torch::randn({n, n}, torch::kFloat32).to(opts);
+  auto c = torch::empty({n, n}, opts);
+  auto mm = [&] {
+    torch::mm_out(c, a, b);
+    if (device.is_cuda()) (void)c[0][0].item<double>();  // waits for the device
+  };
+  for (int i = 0; i < warmup; ++i) mm();
+  const double s = median_time(comm, iters, mm);
+  return 2.0 * double(n) * double(n) * double(n) / s / 1e9;
+}
+
+struct GemmArgs {
+  std::string dtype = "f32";
+  std::int64_t size = 2048;
+  int iters = 5;
+  int warmup = 1;
+  bool json = false;
+  std::string backend = "mpi";
+};
+
+int run_gemm_bench(const GemmArgs& a) {
+  if (a.iters < 1) throw InputError("--iters", "must be at least 1");
+  if (a.size < 1) throw InputError("--size", "must be at least 1");
+  const auto dtype = bench_dtype(a.dtype, "--dtype");
+  auto comm = make_communicator(a.backend);
+  const double gflops = gemm_gflops(*comm, dtype, a.size, a.iters, a.warmup);
+  if (comm->rank() != 0) return kExitOk;
+  nlohmann::json out = {{"dtype", dtype_name(dtype)},      {"size", a.size},
+                        {"gflops_per_rank", gflops},        {"world_size", comm->size()},
+                        {"threads", torch::get_num_threads()}, {"backend", comm->backend()},
+                        {"iters", a.iters}};
+  if (a.json)
+    std::cout << out.dump() << std::endl;
+  else
+    std::printf("gemm %lld^3 %s, %d rank(s) x %d thread(s), median of %d: %.1f GFLOP/s per rank\n",
+                static_cast<long long>(a.size), dtype_name(dtype).c_str(), comm->size(),
+                torch::get_num_threads(), a.iters, gflops);
+  return kExitOk;
+}
+
+void add_gemm_bench(CLI::App& bench, std::vector<Command>& kinds) {
+  auto a = std::make_shared<GemmArgs>();
+  auto* sub = bench.add_subcommand(
+      "gemm", "Matrix-product peak per rank (GFLOP/s of n^3 products, every rank at once): "
+              "the ceiling for bench step's MFU");
+  sub->add_option("--dtype", a->dtype, "f32, bf16, f16 or f64")->capture_default_str();
+  sub->add_option("--size", a->size, "n of the n x n x n product")->capture_default_str();
+  sub->add_option("--iters", a->iters, "timed products")->capture_default_str();
+  sub->add_option("--warmup", a->warmup, "untimed products first")->capture_default_str();
+  sub->add_option("--backend", a->backend, "mpi or nccl (nccl: on the GPU)")
+      ->capture_default_str();
+  sub->add_flag("--json", a->json, "one JSON line on stdout");
+  kinds.push_back({sub, [a]() { return run_gemm_bench(*a); }});
+}
+
+struct PcaArgs {
+  std::int64_t dim = 512;
+  std::int64_t samples = 65536;
+  std::int64_t k = 100;
+  std::string dtype = "f32";
+  int iters = 3;
+  bool json = false;
+};
+
+// One rank's PCA: accumulating `samples` random rows (what compute_subspaces
+// does with a task's vectors), then the top-k solver on the result.
+int run_pca_bench(const PcaArgs& a) {
+  if (a.dim < 1 || a.samples < 1) throw InputError("--dim/--samples", "must be positive");
+  if (a.k < 1 || a.k > a.dim) throw InputError("--k", "must be in [1, --dim]");
+  if (a.iters < 1) throw InputError("--iters", "must be at least 1");
+  const auto dtype = bench_dtype(a.dtype, "--dtype");
+  auto comm = make_mpi_communicator();
+  torch::NoGradGuard no_grad;
+  auto rows = torch::randn({a.samples, a.dim}, torch::kFloat32).to(dtype);
+  std::vector<double> acc_s, solve_s;
+  for (int i = 0; i < a.iters + 1; ++i) {  // the first of each is a warm-up
+    CovarianceAccumulator fresh(a.dim);
+    auto start = clock_type::now();
+    fresh.add(rows);
+    if (i > 0) acc_s.push_back(seconds_since(start));
+    start = clock_type::now();
+    (void)compute_subspace(fresh, a.k);
+    if (i > 0) solve_s.push_back(seconds_since(start));
+  }
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
+    return v[v.size() / 2];
+  };
+  const double t_acc = median(acc_s), t_solve = median(solve_s);
+  // The products run in f32 for f32/bf16/f16 rows, f64 for f64 rows.
+  const auto product_dtype = dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  const double gflops = 2.0 * double(a.samples) * double(a.dim) * double(a.dim) / t_acc / 1e9;
+  const double peak = gemm_gflops(*comm, product_dtype, 2048, 3, 1);
+  if (comm->rank() != 0) return kExitOk;
+  nlohmann::json out = {{"dim", a.dim},
+                        {"samples", a.samples},
+                        {"k", a.k},
+                        {"dtype", dtype_name(dtype)},
+                        {"product_dtype", dtype_name(product_dtype)},
+                        {"accumulate_ms", t_acc * 1e3},
+                        {"accumulate_gflops", gflops},
+                        {"gemm_peak_gflops", peak},
+                        {"fraction_of_peak", gflops / peak},
+                        {"solve_ms", t_solve * 1e3},
+                        {"threads", torch::get_num_threads()}};
+  if (a.json) {
+    std::cout << out.dump() << std::endl;
+  } else {
+    std::printf("pca D=%lld N=%lld (%s rows, %s products): accumulate %.1f ms = %.1f GFLOP/s "
+                "(%.0f%% of gemm %.1f), top-%lld solve %.1f ms\n",
+                static_cast<long long>(a.dim), static_cast<long long>(a.samples),
+                dtype_name(dtype).c_str(), dtype_name(product_dtype).c_str(), t_acc * 1e3, gflops,
+                100 * gflops / peak, peak, static_cast<long long>(a.k), t_solve * 1e3);
+  }
+  return kExitOk;
+}
+
+void add_pca_bench(CLI::App& bench, std::vector<Command>& kinds) {
+  auto a = std::make_shared<PcaArgs>();
+  auto* sub = bench.add_subcommand(
+      "pca", "PCA: covariance accumulation (GFLOP/s, against the gemm peak of its products) "
+             "and the top-k eigensolver's time");
+  sub->add_option("--dim", a->dim, "vector dimension D")->capture_default_str();
+  sub->add_option("--samples", a->samples, "vectors N")->capture_default_str();
+  sub->add_option("--k", a->k, "subspace dimension")->capture_default_str();
+  sub->add_option("--dtype", a->dtype, "dtype of the vectors: f32, bf16, f16 or f64")
+      ->capture_default_str();
+  sub->add_option("--iters", a->iters, "timed repetitions (median)")->capture_default_str();
+  sub->add_flag("--json", a->json, "one JSON line on stdout");
+  kinds.push_back({sub, [a]() { return run_pca_bench(*a); }});
+}
+
 // sparc bench step: optimizer steps of a real run config, timed.
 struct StepArgs {
   std::string config;
   std::vector<std::string> sets;
   int steps = 20;
+  double peak_gflops = 0;  // 0: measure (bench gemm, 2048^3, in the model dtype)
   bool json = false;
 };
 
@@ -221,8 +387,20 @@ int run_step_bench(const StepArgs& a) {
   agree_on_errors(*comm, error);
   comm->set_timeout(cfg.comm.timeout_s);
   if (comm->rank() != 0) spdlog::set_level(spdlog::level::warn);
+  const torch::Dtype model_dtype = parse_model_dtype(cfg.model.dtype, "model.dtype");
+  // The ceiling first, while nothing else is resident.
+  const double peak = a.peak_gflops > 0 ? a.peak_gflops : gemm_gflops(*comm, model_dtype, 2048, 5, 1);
   ContinualTrainer trainer(cfg, "", comm.get());
-  auto b = trainer.bench_steps(a.steps);
+  ContinualTrainer::StepBench b;
+  if (const char* trace = std::getenv("SPARC_PROFILE_TRACE")) {
+    // A Chrome trace of every operator (PCA included), for finding where a
+    // step's time goes; the timings themselves then carry its overhead.
+    torch::autograd::profiler::RecordProfile guard(std::string(trace) + "." +
+                                                   std::to_string(comm->rank()));
+    b = trainer.bench_steps(a.steps);
+  } else {
+    b = trainer.bench_steps(a.steps);
+  }
   struct rusage ru {};
   ::getrusage(RUSAGE_SELF, &ru);
   const double peak_rss_mb = double(ru.ru_maxrss) / 1024.0;  // kilobytes on Linux
@@ -235,6 +413,19 @@ int run_step_bench(const StepArgs& a) {
                                 growth.data_ptr<double>() + growth.numel());
   if (comm->rank() != 0) return kExitOk;
   const auto& m = trainer.model().config();
+  StepShape shape;
+  shape.batch = cfg.train.batch_size * cfg.train.grad_accum;
+  shape.positions = std::int64_t(std::llround(b.mean_example_tokens)) + cfg.prompt.length;
+  shape.prompt_len = cfg.prompt.length;
+  shape.pca_k = cfg.pca.k;
+  shape.classes = std::int64_t(cfg.tasks.front().verbalizer.size());
+  shape.method = cfg.method;
+  if (cfg.uses_lora()) shape.lora_targets = cfg.lora.targets, shape.lora_rank = cfg.lora.rank;
+  shape.prompt_products = cfg.train.grad_accum;
+  const StepFlops flops = training_step_flops(m, shape);
+  const double tokens_per_step = double(shape.batch) * double(shape.positions);
+  const double flops_per_token = flops.total() / tokens_per_step;
+  const double achieved_per_rank = flops_per_token * b.tokens_per_s / double(comm->size());
   nlohmann::json out = {
       {"tokens_per_s", b.tokens_per_s}, {"ms_per_step", b.ms_per_step},
       {"grad_allreduce_bytes_per_step", b.grad_bytes_per_step},
@@ -245,7 +436,10 @@ int run_step_bench(const StepArgs& a) {
       {"batch", cfg.train.batch_size * cfg.train.grad_accum}, {"prompt_len", cfg.prompt.length},
       {"pca_k", cfg.pca.k}, {"method", cfg.method}, {"steps", b.steps},
       {"trainable_params", b.trainable_params}, {"sharding", cfg.model.sharding},
-      {"model_rss_growth_mb", growth_mb}};
+      {"model_rss_growth_mb", growth_mb}, {"threads", torch::get_num_threads()},
+      {"model_flops_per_token", flops_per_token},
+      {"model_gflops_per_s_per_rank", achieved_per_rank / 1e9},
+      {"gemm_peak_gflops", peak}, {"mfu", achieved_per_rank / 1e9 / peak}};
   if (a.json) {
     std::cout << out.dump() << std::endl;
   } else {
@@ -263,6 +457,8 @@ void add_step_bench(CLI::App& bench, std::vector<Command>& kinds) {
   sub->add_option("--steps", a->steps, "timed steps (after one warm-up step)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
+  sub->add_option("--peak-gflops", a->peak_gflops,
+                  "GEMM peak per rank for MFU (default: measured, 2048^3 in the model dtype)");
   sub->add_flag("--json", a->json, "one JSON line on stdout");
   kinds.push_back({sub, [a]() { return run_step_bench(*a); }});
 }
@@ -275,6 +471,8 @@ void add_bench_command(CLI::App& app, std::vector<Command>& commands) {
   auto kinds = std::make_shared<std::vector<Command>>();
   add_allreduce_bench(*bench, *kinds);
   add_step_bench(*bench, *kinds);
+  add_gemm_bench(*bench, *kinds);
+  add_pca_bench(*bench, *kinds);
   // Further kinds: add_<what>_bench(*bench, *kinds).
   commands.push_back({bench, [kinds]() {
     for (const auto& k : *kinds)

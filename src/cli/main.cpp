@@ -2,6 +2,7 @@
 // Every error ends here: user errors (InputError, bad arguments) print one
 // line and exit 2; anything else is an internal error and exits 1. Nothing
 // prints a LibTorch stack dump.
+#include <dlfcn.h>
 #include <mpi.h>
 #include <torch/torch.h>
 
@@ -94,6 +95,11 @@ int main(int argc, char** argv) {
       threads = env ? std::max(1, std::atoi(env)) : 1;
     }
     torch::set_num_threads(threads);
+    // LibTorch's set_num_threads does not reach OpenBLAS's own thread pool
+    // (pthread OpenBLAS): each rank gets the same count there too.
+    using SetThreads = void (*)(int);
+    if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+      set_blas(threads);
     for (const auto& c : commands)
       if (c.app->parsed()) return c.run();
     return sparc::kExitInputError;

@@ -34,6 +34,117 @@ torch::ScalarType compute_type(const torch::Tensor& x) {
   return torch::promote_types(x.scalar_type(), torch::kFloat32);
 }
 
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Attention softmax(q k^T * scale, masked) v over q, k, v [B, H, S, hd], with
+// every batched product laid out the way CPU BLAS runs fast: its second
+// operand contiguous, never a transposed view (LibTorch 1.13's bmm is several
+// times slower on a transposed second operand, which autograd's matmul
+// backward produces). Scores and softmax run in the compute type (f32 at
+// least); `blocked` [B, 1, S, S] marks masked pairs, and is causal: when
+// queries and keys are the same positions, the queries run in chunks of
+// about kQueryChunk rows and each chunk only meets the keys up to its last
+// row (the rest are masked anyway), which skips most of the masked half.
+// Backward recomputes nothing: it keeps the probabilities.
+constexpr std::int64_t kQueryChunk = 128;
+
+struct AttentionFn : public torch::autograd::Function<AttentionFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q,
+                               const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& blocked, double scale) {
+    const auto B = q.size(0), H = q.size(1), S = q.size(2), hd = q.size(3), Sk = k.size(2);
+    auto q3 = q.reshape({B * H, S, hd}).contiguous();
+    auto k3 = k.reshape({B * H, Sk, hd}).contiguous();
+    auto v3 = v.reshape({B * H, Sk, hd}).contiguous();
+    auto kt = k3.transpose(1, 2).contiguous();  // [BH, hd, Sk]
+    const std::int64_t chunks = S == Sk ? std::max<std::int64_t>(1, (S + kQueryChunk / 2) / kQueryChunk) : 1;
+    std::vector<torch::Tensor> saved{q3, k3, v3}, outs;
+    std::vector<std::int64_t> bounds{0};
+    for (std::int64_t c = 1; c <= chunks; ++c) bounds.push_back(S * c / chunks);
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
+      const auto keys = chunks == 1 ? Sk : bounds[c + 1];
+      auto scores = torch::bmm(q3.narrow(1, r0, rows), kt.narrow(2, 0, keys));
+      scores = scores.to(compute_type(scores)).mul_(scale);
+      scores.view({B, H, rows, keys})
+          .masked_fill_(blocked.narrow(2, r0, rows).narrow(3, 0, keys),
+                        -std::numeric_limits<double>::infinity());
+      auto probs = torch::softmax(scores, -1);  // compute type
+      auto p = probs.to(q.scalar_type());        // the same tensor in f32
+      outs.push_back(torch::bmm(p, v3.narrow(1, 0, keys)));
+      saved.push_back(probs);
+      saved.push_back(p);  // kept, not converted again in backward
+    }
+    ctx->save_for_backward(saved);
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["bounds"] = bounds;
+    auto out = chunks == 1 ? outs[0] : torch::cat(outs, 1);
+    return out.view({B, H, S, hd});
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    // Backward runs without autocast (its state is per thread): under CPU
+    // autocast q, k, v and the gradient can differ in dtype, so all products
+    // run in q's dtype and each gradient returns in its input's dtype.
+    const auto& q3 = saved[0];
+    const auto dtype = q3.scalar_type();
+    const auto k3 = saved[1].to(dtype);
+    const auto v3 = saved[2].to(dtype);
+    const auto k_dtype = saved[1].scalar_type(), v_dtype = saved[2].scalar_type();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto bounds = ctx->saved_data["bounds"].toIntVector();
+    const auto chunks = std::int64_t(bounds.size()) - 1;
+    const auto BH = q3.size(0), S = q3.size(1), hd = q3.size(2), Sk = k3.size(1);
+    auto g = grads[0].reshape({BH, S, hd}).to(dtype).contiguous();
+    auto vt = v3.transpose(1, 2).contiguous();  // [BH, hd, Sk]
+    auto dk = torch::zeros_like(k3), dv = torch::zeros_like(v3);
+    std::vector<torch::Tensor> dqs;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const auto& probs = saved[3 + 2 * c];
+      const auto& p = saved[4 + 2 * c];
+      const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
+      const auto keys = chunks == 1 ? Sk : bounds[c + 1];
+      auto gc = g.narrow(1, r0, rows);
+      dv.narrow(1, 0, keys).baddbmm_(p.transpose(1, 2), gc);
+      auto dp = torch::bmm(gc, vt.narrow(2, 0, keys)).to(probs.scalar_type());
+      // Softmax backward; masked pairs have p = 0, so their gradient is 0.
+      auto ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type())
+                    .mul_(scale)
+                    .to(dtype);
+      dqs.push_back(torch::bmm(ds, k3.narrow(1, 0, keys)));
+      dk.narrow(1, 0, keys).baddbmm_(ds.transpose(1, 2), q3.narrow(1, r0, rows));
+    }
+    auto dq = chunks == 1 ? dqs[0] : torch::cat(dqs, 1);
+    const auto shape = grads[0].sizes();
+    return {dq.view(shape), dk.view({shape[0], shape[1], Sk, hd}).to(k_dtype),
+            dv.view({shape[0], shape[1], Sk, hd}).to(v_dtype), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// y = x W^T for a frozen W with its transpose W^T kept contiguous: in bf16,
+// LibTorch's linear (a transposed second operand) runs at less than half the
+// speed of a plain product. Backward: dx = dy W, also a plain product; no
+// weight gradient (W is frozen).
+struct FrozenLinearFn : public torch::autograd::Function<FrozenLinearFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& weight_t) {
+    ctx->saved_data["w"] = weight;
+    auto sizes = x.sizes().vec();
+    sizes.back() = weight.size(0);
+    return torch::mm(x.reshape({-1, x.size(-1)}), weight_t).view(sizes);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto w = ctx->saved_data["w"].toTensor();
+    auto g = grads[0];
+    auto sizes = g.sizes().vec();
+    sizes.back() = w.size(1);
+    return {torch::mm(g.reshape({-1, g.size(-1)}), w).view(sizes), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 torch::Dtype parse_model_dtype(const std::string& name, const std::string& where) {
@@ -55,7 +166,24 @@ torch::Device parse_model_device(const std::string& name, const std::string& whe
 }
 
 torch::Tensor Linear::forward(const torch::Tensor& x, const DropoutKeys* dropout) const {
-  auto y = torch::linear(x, weight, bias.defined() ? bias : torch::Tensor());
+  torch::Tensor y;
+  const auto t = weight.scalar_type();
+  if ((t == torch::kBFloat16 || t == torch::kFloat16) && !weight.requires_grad() &&
+      x.scalar_type() == t) {
+    // The transpose is cached per weight tensor and version (an in-place
+    // update, as a restored `full` checkpoint makes, invalidates it).
+    if (!weight_t.defined() || weight_t_of != weight.unsafeGetTensorImpl() ||
+        weight_t_version != weight._version()) {
+      torch::NoGradGuard no_grad;
+      weight_t = weight.t().contiguous();
+      weight_t_of = weight.unsafeGetTensorImpl();
+      weight_t_version = weight._version();
+    }
+    y = FrozenLinearFn::apply(x, weight, weight_t);
+    if (bias.defined()) y = y + bias;
+  } else {
+    y = torch::linear(x, weight, bias.defined() ? bias : torch::Tensor());
+  }
   if (!lora) return y;
   auto h = x.to(lora->a.scalar_type());
   if (dropout != nullptr && lora->dropout > 0) {
@@ -168,29 +296,38 @@ torch::Tensor Transformer::norm(const Norm& n, const torch::Tensor& x) const {
 }
 
 torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, const Geometry& g,
-                                     const DropoutKeys* dropout) const {
-  const auto& cos = g.cos;
-  const auto& sin = g.sin;
-  const auto& allowed = g.allowed;
+                                     const DropoutKeys* dropout, const torch::Tensor& rows) const {
   const std::int64_t B = x.size(0), S = x.size(1);
   const std::int64_t H = config_.n_heads, KV = config_.n_kv_heads, hd = config_.head_dim;
+  // With `rows`, only one query position per sequence goes on past the keys
+  // and values: the rest of the block's work is not needed.
+  const bool sel = rows.defined();
+  const std::int64_t Sq = sel ? 1 : S;
+  torch::Tensor at;  // [B, 1, 1, 1] positions, for gathering along dim 2
+  if (sel) at = rows.view({B, 1, 1, 1});
+  auto pick = [&](const torch::Tensor& t) {  // [B, S, D] -> [B, 1, D] at `rows`
+    return t.gather(1, rows.view({B, 1, 1}).expand({B, 1, t.size(2)}));
+  };
   auto h = norm(b.attn_norm, x);
-  auto q = b.q.forward(h, dropout).view({B, S, H, hd}).transpose(1, 2);
+  auto q = b.q.forward(sel ? pick(h) : h, dropout).view({B, Sq, H, hd}).transpose(1, 2);
   auto k = b.k.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
   auto v = b.v.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
   if (config_.arch == Arch::kLlama) {
-    q = apply_rope(q, cos, sin);
-    k = apply_rope(k, cos, sin);
+    const std::int64_t half = hd / 2;
+    q = sel ? apply_rope(q, g.cos.gather(2, at.expand({B, 1, 1, half})),
+                         g.sin.gather(2, at.expand({B, 1, 1, half})))
+            : apply_rope(q, g.cos, g.sin);
+    k = apply_rope(k, g.cos, g.sin);
   }
   if (KV != H) {  // grouped-query attention: query head i reads key/value head i / (H / KV)
     k = k.repeat_interleave(H / KV, 1);
     v = v.repeat_interleave(H / KV, 1);
   }
-  auto scores = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));
-  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-  auto probs = torch::softmax(scores.to(compute_type(scores)), -1).to(x.scalar_type());
-  auto attn = torch::matmul(probs, v).transpose(1, 2).reshape({B, S, H * hd});
-  auto x1 = x + b.o.forward(attn, dropout);
+  const auto blocked = sel ? g.blocked.gather(2, at.expand({B, 1, 1, S})) : g.blocked;
+  auto attn = AttentionFn::apply(q, k, v, blocked, 1.0 / std::sqrt(double(hd)))
+                  .transpose(1, 2)
+                  .reshape({B, Sq, H * hd});
+  auto x1 = (sel ? pick(x) : x) + b.o.forward(attn, dropout);
   auto m = norm(b.mlp_norm, x1);
   torch::Tensor mlp;
   if (config_.arch == Arch::kLlama)
@@ -214,6 +351,7 @@ Transformer::Geometry Transformer::geometry(torch::Tensor& x, const torch::Tenso
   auto self = torch::eye(S, torch::dtype(torch::kBool).device(dev));
   Geometry g;
   g.allowed = (causal & (valid.unsqueeze(1) | self)).unsqueeze(1);  // [B, 1, S, S]
+  g.blocked = g.allowed.logical_not();
   if (config_.arch == Arch::kLlama) {
     const std::int64_t half = config_.head_dim / 2;
     auto j = torch::arange(half, torch::dtype(torch::kFloat64).device(dev));
@@ -258,13 +396,12 @@ torch::Tensor Transformer::logits(const torch::Tensor& hidden) const {
   return torch::matmul(hidden, lm_head_.t()).to(compute_type(hidden));
 }
 
-torch::Tensor Transformer::prefixed_hidden_states(const torch::Tensor& tokens,
-                                                  const torch::Tensor& prefix,
-                                                  const torch::Tensor& attention_mask) const {
+torch::Tensor Transformer::prefixed_inputs(const torch::Tensor& tokens, const torch::Tensor& prefix,
+                                           const torch::Tensor& attention_mask,
+                                           torch::Tensor& valid) const {
   TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, length]");
   const std::int64_t B = tokens.size(0);
   auto x = embed(tokens);
-  torch::Tensor valid;
   if (attention_mask.defined()) valid = attention_mask.to(options_.device).ne(0);
   if (prefix.defined()) {
     auto p = prefix.to(options_.device, options_.dtype);
@@ -275,7 +412,52 @@ torch::Tensor Transformer::prefixed_hidden_states(const torch::Tensor& tokens,
     if (valid.defined())
       valid = torch::cat({torch::ones({B, p.size(1)}, valid.options()), valid}, 1);
   }
+  return x;
+}
+
+torch::Tensor Transformer::prefixed_hidden_states(const torch::Tensor& tokens,
+                                                  const torch::Tensor& prefix,
+                                                  const torch::Tensor& attention_mask) const {
+  torch::Tensor valid;
+  auto x = prefixed_inputs(tokens, prefix, attention_mask, valid);
   return hidden_states(x, valid);
+}
+
+torch::Tensor Transformer::prefixed_hidden_at(const torch::Tensor& tokens,
+                                              const torch::Tensor& prefix,
+                                              const torch::Tensor& attention_mask,
+                                              const torch::Tensor& positions) const {
+  torch::Tensor valid;
+  auto x = prefixed_inputs(tokens, prefix, attention_mask, valid).to(options_.dtype);
+  const std::int64_t B = x.size(0), L = std::int64_t(blocks_.size());
+  auto rows = positions.to(options_.device, torch::kLong);
+  TORCH_CHECK(rows.dim() == 1 && rows.size(0) == B, "positions must be [batch]");
+  auto g = geometry(x, valid);
+  // The last block runs its queries at `rows` only, unless it is sharded (its
+  // recomputing backward runs whole blocks) or draws LoRA dropout (the masks
+  // are drawn over every position).
+  bool prune = options_.prune_last_block && !shards_ && L > 0;
+  if (prune && dropout_ != nullptr) {
+    const Block& last = blocks_.back();
+    for (const Linear* lin : {&last.q, &last.k, &last.v, &last.o, &last.gate, &last.up, &last.down})
+      if (lin->lora && lin->lora->dropout > 0) prune = false;
+  }
+  for (std::int64_t l = 0; l < L - (prune ? 1 : 0); ++l) x = call_block(l, l + 1 < L ? l + 1 : -1, x, g);
+  if (prune) {
+    // One sequence at a time: the products' shapes, and so BLAS's choice of
+    // kernel and its rounding, then do not depend on how many sequences a
+    // rank holds (data parallel runs stay equal to a single process up to
+    // the reduction order of the gradient sum).
+    std::vector<torch::Tensor> out;
+    for (std::int64_t b = 0; b < B; ++b) {
+      auto one = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, b, 1) : t; };
+      const Geometry gb{one(g.cos), one(g.sin), one(g.allowed), one(g.blocked)};
+      out.push_back(run_block(blocks_.back(), x.narrow(0, b, 1), gb, dropout_, rows.narrow(0, b, 1)));
+    }
+    x = torch::cat(out, 0).squeeze(1);
+  } else
+    x = x.gather(1, rows.view({B, 1, 1}).expand({B, 1, x.size(2)})).squeeze(1);
+  return norm(final_norm_, x);
 }
 
 torch::Tensor Transformer::forward(const torch::Tensor& tokens, const torch::Tensor& prefix,

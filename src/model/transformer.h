@@ -34,6 +34,13 @@ struct ModelOptions {
   // (see idle_pass). The embeddings, final norm and output layer stay whole
   // on every rank: lookups and class scoring run outside that lockstep.
   Communicator* shard_comm = nullptr;
+  // prefixed_hidden_at: run the last block's queries, output projection and
+  // MLP at the requested positions only (about 10% less work in the
+  // benchmark configuration). Off by default: those products then have one
+  // row per sequence, BLAS picks other kernels than for the full block, and
+  // the rounding no longer matches a run with another number of ranks or
+  // with layer sharding (the SPEC 3 equivalence tests, trainer_mpi_test).
+  bool prune_last_block = false;
 };
 
 // Parses "f32"/"bf16" (and "f16"); "cpu"/"cuda"/"cuda:N". Throw InputError(where, ...).
@@ -62,6 +69,11 @@ struct Linear {
   torch::Tensor bias;    // [out] or undefined
   std::shared_ptr<LoraAdapter> lora;  // optional; owned by a task
   std::uint64_t module_id = 0;        // stable id: keys this module's dropout draws
+  // bf16/f16 frozen weights: W^T kept contiguous (see Linear::forward), and
+  // which weight tensor and version it was made from.
+  mutable torch::Tensor weight_t;
+  mutable const void* weight_t_of = nullptr;
+  mutable std::int64_t weight_t_version = -1;
   torch::Tensor forward(const torch::Tensor& x, const DropoutKeys* dropout = nullptr) const;
 };
 
@@ -114,6 +126,12 @@ class Transformer {
   // (for scoring a few tokens without computing every logit).
   torch::Tensor prefixed_hidden_states(const torch::Tensor& tokens, const torch::Tensor& prefix,
                                        const torch::Tensor& attention_mask) const;
+  // The same at one position per sequence: `positions` [B] (int64, prompt
+  // included) -> hidden states [B, D]. The last block computes only what
+  // those positions need (its keys and values everywhere, the rest at one).
+  torch::Tensor prefixed_hidden_at(const torch::Tensor& tokens, const torch::Tensor& prefix,
+                                   const torch::Tensor& attention_mask,
+                                   const torch::Tensor& positions) const;
 
   // The output embedding [V, D] (the token embedding when tied).
   const torch::Tensor& output_embedding() const { return lm_head_; }
@@ -149,10 +167,15 @@ class Transformer {
   friend struct ShardedBlockBackward;
   // Positions, RoPE tables and the attention mask for a batch.
   struct Geometry {
-    torch::Tensor cos, sin, allowed;
+    torch::Tensor cos, sin, allowed, blocked;  // blocked = !allowed
   };
+  // `rows` [B] (int64): compute the block's output at one position per
+  // sequence only ([B, 1, D]); undefined: everywhere.
   torch::Tensor run_block(const Block& block, const torch::Tensor& x, const Geometry& g,
-                          const DropoutKeys* dropout) const;
+                          const DropoutKeys* dropout, const torch::Tensor& rows = {}) const;
+  // Embeddings of tokens after the prefix; `valid` gets the mask (with the prefix).
+  torch::Tensor prefixed_inputs(const torch::Tensor& tokens, const torch::Tensor& prefix,
+                                const torch::Tensor& attention_mask, torch::Tensor& valid) const;
   // Block `l` of a pass whose next block is `next` (-1: none): unsharded, a
   // plain run; sharded, gathered weights, under a recomputing autograd node
   // when gradients flow.

@@ -461,9 +461,8 @@ struct ContinualTrainer::Impl {
       last[b] = std::int64_t(ids.size()) - 1;
     }
     const std::int64_t P = prefix.defined() ? prefix.size(0) : 0;
-    auto h = model->prefixed_hidden_states(tokens, prefix, valid);
     auto pos = torch::tensor(last, torch::kLong).add_(P).to(model->device());
-    auto h_last = h.index({torch::arange(B, torch::device(model->device())), pos});  // [B, D]
+    auto h_last = model->prefixed_hidden_at(tokens, prefix, valid, pos);  // [B, D]
     auto label_ids = torch::tensor(std::vector<std::int64_t>(labels.begin(), labels.end()),
                                    torch::kLong).to(model->device());
     auto w = model->output_embedding().index_select(0, label_ids);  // [C, D]

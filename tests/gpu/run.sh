@@ -13,7 +13,9 @@
 #     and name "build-gpudeps" in the run's carry.
 # DOES: configure and build (build-gpu/), run the communicator conformance
 # suite on NCCL (1 rank, CUDA tensors) and `sparc bench allreduce` on NCCL
-# and MPI, writing logs and JSON lines under $OUT (default build-gpu/out).
+# and MPI, `sparc bench gemm` (bf16, f32) on the GPU and `sparc bench step`
+# of configs/bench-d512.yaml in bf16 on cuda, writing logs and JSON lines
+# under $OUT (default build-gpu/out).
 # Exit status 0 when every step passed; each step's status is in $OUT/status.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -89,6 +91,18 @@ step bench_allreduce_nccl sh -c "build-gpu/sparc bench allreduce --backend nccl 
 step bench_allreduce_mpi sh -c "build-gpu/sparc bench allreduce --backend mpi --json \
   >'$OUT/bench_allreduce_mpi.jsonl'"
 cat "$OUT"/bench_allreduce_*.jsonl 2>/dev/null
+
+# ---- Compute: the GEMM peak on the GPU and a bf16 training step (docs/benchmarks.md) ----
+step bench_gemm sh -c "build-gpu/sparc bench gemm --backend nccl --dtype bf16 --size 8192 --json \
+  >'$OUT/bench_gemm.jsonl' && build-gpu/sparc bench gemm --backend nccl --dtype f32 --size 8192 \
+  --json >>'$OUT/bench_gemm.jsonl'"
+peak=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["gflops_per_rank"])' \
+  "$OUT/bench_gemm.jsonl" 2>/dev/null || echo 0)
+step random_model build-gpu/sparc random-model --out build-gpu/bench-d512
+step bench_step_bf16 sh -c "build-gpu/sparc bench step --config configs/bench-d512.yaml \
+  --set model.path=$PWD/build-gpu/bench-d512 --set model.dtype=bf16 --set model.device=cuda \
+  --peak-gflops $peak --steps 10 --json >'$OUT/bench_step_bf16.jsonl'"
+cat "$OUT"/bench_gemm.jsonl "$OUT"/bench_step_bf16.jsonl 2>/dev/null
 
 # ---- PEFT: the export of a sparc+lora checkpoint loads in Hugging Face peft ----
 step peft_load python3 tests/gpu/peft_load.py build-gpu/sparc "$OUT/peft_work"

@@ -288,3 +288,103 @@ TEST(Generator, PickTokenGreedyAndSampledByHand) {
 
 }  // namespace
 }  // namespace sparc
+
+namespace sparc {
+namespace {
+
+// Long enough (with the prefix) for the attention to run its queries in
+// causal chunks (kQueryChunk in transformer.cpp is 128).
+std::vector<std::int64_t> long_tokens(std::int64_t n, std::int64_t vocab) {
+  std::vector<std::int64_t> t(n);
+  for (std::int64_t i = 0; i < n; ++i) t[i] = (i * 7 + 3) % vocab;
+  return t;
+}
+
+TEST(Transformer, ChunkedCausalAttentionMatchesNaiveReferenceOnALongSequence) {
+  for (bool gqa : {false, true}) {
+    const ModelConfig c = small_llama(gqa, false);
+    auto src = lively_weights(c, 77);
+    auto w = to_naive(*src);
+    Transformer model(*src, {});
+    auto tokens = long_tokens(297, c.vocab_size);
+    auto prefix = at::normal(0.0, 0.5, {3, c.dim}, at::detail::createCPUGenerator(8));
+    auto logits = model.forward(torch::tensor(tokens).unsqueeze(0), prefix).squeeze(0);
+    ASSERT_EQ(logits.size(0), 300);
+    naive::Matrix inputs;
+    for (int p = 0; p < 3; ++p) {
+      std::vector<double> row(c.dim);
+      for (int i = 0; i < c.dim; ++i) row[i] = prefix[p][i].item<double>();
+      inputs.push_back(row);
+    }
+    for (auto t : tokens) inputs.push_back(naive::embedding(c, w, int(t)));
+    EXPECT_LE(max_abs_diff(logits, naive::forward(c, w, inputs)), 1e-4) << "gqa " << gqa;
+  }
+}
+
+// prefixed_hidden_at runs the last block at one position per sequence: the
+// same hidden states as the full pass at those positions, and (f64, long
+// padded batch: chunked attention, pruned last block) a prefix gradient that
+// matches central differences.
+TEST(Transformer, HiddenAtOnePositionMatchesFullPassAndFiniteDifferences) {
+  const ModelConfig c = small_llama(true, true);
+  auto src = lively_weights(c, 21);
+  ModelOptions f64;
+  f64.dtype = torch::kFloat64;
+  f64.prune_last_block = true;
+  Transformer model(*src, f64);
+  const std::int64_t T = 250;
+  auto tokens = torch::tensor(long_tokens(2 * T, c.vocab_size)).view({2, T});
+  auto mask = torch::ones({2, T}, torch::kLong);
+  mask[1].slice(0, T - 40).fill_(0);  // row 1: 40 right-padded positions
+  const std::int64_t P = 3;
+  auto positions = torch::tensor(std::vector<std::int64_t>{P + T - 1, P + T - 41});
+  auto prefix = at::normal(0.0, 0.3, {P, c.dim}, at::detail::createCPUGenerator(13))
+                    .to(torch::kFloat64)
+                    .requires_grad_(true);
+  {
+    torch::NoGradGuard no_grad;
+    auto full = model.prefixed_hidden_states(tokens, prefix, mask);
+    auto at = model.prefixed_hidden_at(tokens, prefix, mask, positions);
+    EXPECT_LE((at[0] - full[0][P + T - 1]).abs().max().item<double>(), 1e-10);
+    EXPECT_LE((at[1] - full[1][P + T - 41]).abs().max().item<double>(), 1e-10);
+  }
+  auto w = model.output_embedding().slice(0, 0, 2);  // two "class" rows
+  auto loss_of = [&](const torch::Tensor& p) {
+    auto scores = torch::matmul(model.prefixed_hidden_at(tokens, p, mask, positions), w.t());
+    return torch::log_softmax(scores, -1).select(1, 0).sum().neg();
+  };
+  loss_of(prefix).backward();
+  torch::NoGradGuard no_grad;
+  auto dir = at::normal(0.0, 1.0, {P, c.dim}, at::detail::createCPUGenerator(14)).to(torch::kFloat64);
+  const double h = 1e-5;
+  double numeric = (loss_of(prefix + h * dir) - loss_of(prefix - h * dir)).item<double>() / (2 * h);
+  double analytic = (prefix.grad() * dir).sum().item<double>();
+  EXPECT_NEAR(numeric, analytic, 1e-6 * std::max(1.0, std::abs(analytic)));
+  EXPECT_GT(std::abs(analytic), 1e-6);  // the check is not vacuous
+}
+
+// bf16 frozen weights (their transposes cached, f32 trainable prefix): the
+// prefix gradient points where f32's does.
+TEST(Transformer, Bf16PrefixGradientFollowsF32) {
+  const ModelConfig c = small_llama(false, false);
+  auto src = lively_weights(c, 31);
+  auto grad_in = [&](torch::Dtype dtype) {
+    ModelOptions o;
+    o.dtype = dtype;
+    Transformer model(*src, o);
+    auto tokens = torch::tensor(long_tokens(40, c.vocab_size)).view({2, 20});
+    auto prefix = at::normal(0.0, 0.3, {4, c.dim}, at::detail::createCPUGenerator(15))
+                      .requires_grad_(true);
+    auto logits = model.forward(tokens, prefix);
+    torch::log_softmax(logits.select(1, -1), -1).select(1, 0).sum().neg().backward();
+    return prefix.grad().to(torch::kFloat64).flatten();
+  };
+  auto g32 = grad_in(torch::kFloat32), g16 = grad_in(torch::kBFloat16);
+  const double cosine = (g32 * g16).sum().item<double>() / (g32.norm() * g16.norm()).item<double>();
+  EXPECT_GT(cosine, 0.98);
+  EXPECT_LT((g16.norm() / g32.norm()).item<double>(), 1.1);
+  EXPECT_GT((g16.norm() / g32.norm()).item<double>(), 0.9);
+}
+
+}  // namespace
+}  // namespace sparc
