@@ -307,8 +307,10 @@ void Demo::summarize(const std::vector<std::string>& dirs, double seconds) {
   md << "| setting | method | ACC | BWT | FWT | forgetting | routing | trainable % | tokens/s | "
         "learned (> zero-shot + 2 SE) | kept |\n";
   md << "|---|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const auto& dir : dirs) {
-    auto r = report::load_run(dir);
+  std::vector<report::RunData> runs;
+  for (const auto& dir : dirs) runs.push_back(report::load_run(dir));
+  for (const auto& r : runs) {
+    const std::string& dir = r.dir;
     const std::size_t n = r.tasks.size();
     int learned = 0, kept = 0;
     for (std::size_t j = 0; j < n && !r.zero_shot.empty(); ++j) {
@@ -333,10 +335,9 @@ void Demo::summarize(const std::vector<std::string>& dirs, double seconds) {
                   {"kept", kept}});
   }
   md << "\nZero-shot accuracy per task:";
-  if (!dirs.empty()) {
+  if (!runs.empty()) {
     for (const auto& setting : o_.settings) {
-      for (const auto& dir : dirs) {
-        auto r = report::load_run(dir);
+      for (const auto& r : runs) {
         if (r.setting != setting) continue;
         md << "\n- " << setting << ":";
         for (std::size_t j = 0; j < r.tasks.size() && j < r.zero_shot.size(); ++j)

@@ -34,7 +34,6 @@ constexpr std::uint64_t kOrderStream = 0x6f72646572;  // "order"
 // depends on the number of ranks.
 struct Corpus {
   std::vector<std::int32_t> train, val;
-  std::uint64_t fingerprint = 0;  // of the files' bytes, in order
   std::int64_t lines = 0;
 };
 
@@ -72,7 +71,6 @@ std::uint64_t data_fingerprint(const PretrainConfig& cfg) {
 
 Corpus read_corpus(const PretrainConfig& cfg, const Tokenizer& tok) {
   Corpus c;
-  c.fingerprint = data_fingerprint(cfg);
   for_each_line(cfg, [&](std::string_view line, bool val) {
     auto ids = tok.encode_with_bos(line);
     if (auto eos = tok.eos_id()) ids.push_back(*eos);
@@ -423,7 +421,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
     write_hf_llama_directory(source, tmp, "f32");
     if (!tokenizer_file.empty()) write_tokenizer_files(tokenizer_file, *tok, tmp);
     nlohmann::json j = {{"config", key},
-                        {"data_fingerprint", std::to_string(corpus.fingerprint)},
+                        {"data_fingerprint", std::to_string(fingerprint)},
                         {"tokenizer", cfg.tokenizer},
                         {"steps", r.steps},
                         {"parameters", r.parameters},
