@@ -12,9 +12,12 @@ namespace {
 
 constexpr auto kF64 = torch::kFloat64;
 
-// Rows per float32 product: each chunk's rounding stays that of a sum of a
-// few thousand terms, while the totals over millions of rows grow in float64.
-constexpr std::int64_t kChunkRows = 4096;
+// Rows per float32 product: each chunk's rounding stays that of a sum of
+// ~16k terms (relative error ~1e-6 for the covariances PCA sees), while the
+// totals over millions of rows grow in float64. Smaller chunks cost speed:
+// BLAS streams a tall operand best in long panels (bench pca, D=512, 2
+// threads: 85 GFLOP/s with 4,096-row chunks, 150 with 16,384).
+constexpr std::int64_t kChunkRows = 16384;
 
 // Singular values of B below this fraction of the largest are rounding, not
 // stored prompt directions.
@@ -84,8 +87,11 @@ void CovarianceAccumulator::add(const torch::Tensor& rows) {
   const std::int64_t n = rows.size(0);
   for (std::int64_t start = 0; start < n; start += kChunkRows) {
     auto chunk = rows.narrow(0, start, std::min(kChunkRows, n - start)).to(ct);
-    sum_ += chunk.sum(0, /*keepdim=*/false, kF64).to(torch::kCPU);
-    sum_outer_ += chunk.t().matmul(chunk).to(torch::kCPU, kF64);
+    // Both sums in the chunk's precision, then added in place into the f64
+    // totals (a cast inside sum() would make the column sum a strided f64
+    // reduction costing half as much as the product itself).
+    sum_.add_(chunk.sum(0).to(torch::kCPU));
+    sum_outer_.add_(chunk.t().matmul(chunk).to(torch::kCPU));
   }
   n_ += n;
 }

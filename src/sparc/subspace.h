@@ -16,7 +16,7 @@
 namespace sparc {
 
 // Streaming sums for PCA: sum(x), sum(x x^T) and n over rows [n, D] of any
-// float dtype. Products are computed in float32 chunks (float64 for float64
+// float dtype. Sums and products are formed in float32 chunks (float64 for float64
 // input) and accumulated in float64.
 class CovarianceAccumulator {
  public:
