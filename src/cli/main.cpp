@@ -13,6 +13,7 @@
 #include "comm/agreement.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/memory.h"
 #include "core/storage.h"
 
 namespace {
@@ -50,6 +51,7 @@ int abort_peers(int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sparc::keep_freed_memory_for_reuse();
   CLI::App app{"sparc: continual learning of a frozen LLM with subspace prompts (SPARC)"};
   app.set_version_flag("--version", version_text());
   app.require_subcommand(1);
