@@ -18,6 +18,7 @@
 //
 // sparc bench pca: the covariance accumulation of PCA (GFLOP/s of its
 // products, 2 N D^2 per N rows) and the top-k eigensolver's time.
+#include <cstdlib>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
@@ -245,6 +246,13 @@ double gemm_gflops(Communicator& comm, torch::Dtype dtype, std::int64_t n, int i
   return 2.0 * double(n) * double(n) * double(n) / s / 1e9;
 }
 
+// The OpenMP wait policy this process runs with (sparc sets "passive" for
+// itself when it runs more than one thread and none was chosen: core/threads.h).
+std::string omp_wait_policy() {
+  const char* p = std::getenv("OMP_WAIT_POLICY");
+  return p != nullptr ? p : "default";
+}
+
 struct GemmArgs {
   std::string dtype = "f32";
   std::int64_t size = 2048;
@@ -264,7 +272,7 @@ int run_gemm_bench(const GemmArgs& a) {
   nlohmann::json out = {{"dtype", dtype_name(dtype)},      {"size", a.size},
                         {"gflops_per_rank", gflops},        {"world_size", comm->size()},
                         {"threads", torch::get_num_threads()}, {"backend", comm->backend()},
-                        {"iters", a.iters}};
+                        {"iters", a.iters}, {"omp_wait_policy", omp_wait_policy()}};
   if (a.json)
     std::cout << out.dump() << std::endl;
   else
@@ -437,6 +445,7 @@ int run_step_bench(const StepArgs& a) {
       {"pca_k", cfg.pca.k}, {"method", cfg.method}, {"steps", b.steps},
       {"trainable_params", b.trainable_params}, {"sharding", cfg.model.sharding},
       {"model_rss_growth_mb", growth_mb}, {"threads", torch::get_num_threads()},
+      {"omp_wait_policy", omp_wait_policy()},
       {"model_flops_per_token", flops_per_token},
       {"model_gflops_per_s_per_rank", achieved_per_rank / 1e9},
       {"gemm_peak_gflops", peak}, {"mfu", achieved_per_rank / 1e9 / peak}};

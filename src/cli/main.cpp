@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/storage.h"
+#include "core/threads.h"
 
 namespace {
 
@@ -51,6 +52,7 @@ int abort_peers(int code) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sparc::passive_openmp_wait_for_threaded_runs(argc, argv);  // may re-exec: first
   sparc::keep_freed_memory_for_reuse();
   CLI::App app{"sparc: continual learning of a frozen LLM with subspace prompts (SPARC)"};
   app.set_version_flag("--version", version_text());

@@ -19,23 +19,44 @@ std::string shape_str(c10::IntArrayRef s) {
   return out + "]";
 }
 
-// Rotates the two halves of each head: (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin).
-torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos,
-                         const torch::Tensor& sin) {
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The halves of each head swapped: (x1, x2) -> (x2, x1), as a new contiguous tensor.
+torch::Tensor swap_halves(const torch::Tensor& x) {
   auto halves = x.chunk(2, -1);
-  const auto& x1 = halves[0];
-  const auto& x2 = halves[1];
-  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+  return torch::cat({halves[1], halves[0]}, -1);
 }
+
+// RoPE on the two halves of each head, (x1, x2) -> (x1 cos - x2 sin,
+// x2 cos + x1 sin), written as x * cos2 + swap(x) * sin2 with cos2 = (cos,
+// cos) and sin2 = (-sin, sin) over the whole head (Geometry holds both).
+// Three passes over x instead of autograd's seven, and the output is a
+// contiguous [B, H, S, hd] whatever x's strides (x is a transposed view of
+// the projection), so attention needs no copy of it. Backward: the
+// transpose of the same map, dx = g * cos2 + swap(g * sin2).
+struct RopeFn : public torch::autograd::Function<RopeFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos2, const torch::Tensor& sin2) {
+    ctx->saved_data["cos2"] = cos2;
+    ctx->saved_data["sin2"] = sin2;
+    auto out = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+    torch::mul_out(out, x, cos2);
+    return out.addcmul_(swap_halves(x), sin2);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto cos2 = ctx->saved_data["cos2"].toTensor();
+    const auto sin2 = ctx->saved_data["sin2"].toTensor();
+    const auto& g = grads[0];
+    return {swap_halves(g * sin2).addcmul_(g, cos2), torch::Tensor(), torch::Tensor()};
+  }
+};
 
 // Reductions (norms, softmax) and RoPE angles run in float32 at least, also
 // when activations are bf16; a float64 model (used by gradient checks) stays float64.
 torch::ScalarType compute_type(const torch::Tensor& x) {
   return torch::promote_types(x.scalar_type(), torch::kFloat32);
 }
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
 
 // Attention softmax(q k^T * scale, masked) v over q, k, v [B, H, S, hd], with
 // every batched product laid out the way CPU BLAS runs fast: its second
@@ -66,7 +87,8 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
       const auto keys = chunks == 1 ? Sk : bounds[c + 1];
       auto scores = torch::bmm(q3.narrow(1, r0, rows), kt.narrow(2, 0, keys));
-      scores = scores.to(compute_type(scores)).mul_(scale);
+      scores = scores.to(compute_type(scores));
+      if (scale != 1.0) scores.mul_(scale);
       scores.view({B, H, rows, keys})
           .masked_fill_(blocked.narrow(2, r0, rows).narrow(3, 0, keys),
                         -std::numeric_limits<double>::infinity());
@@ -110,9 +132,9 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       dv.narrow(1, 0, keys).baddbmm_(p.transpose(1, 2), gc);
       auto dp = torch::bmm(gc, vt.narrow(2, 0, keys)).to(probs.scalar_type());
       // Softmax backward; masked pairs have p = 0, so their gradient is 0.
-      auto ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type())
-                    .mul_(scale)
-                    .to(dtype);
+      auto ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type());
+      if (scale != 1.0) ds.mul_(scale);
+      ds = ds.to(dtype);
       dqs.push_back(torch::bmm(ds, k3.narrow(1, 0, keys)));
       dk.narrow(1, 0, keys).baddbmm_(ds.transpose(1, 2), q3.narrow(1, r0, rows));
     }
@@ -312,19 +334,22 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
   auto q = b.q.forward(sel ? pick(h) : h, dropout).view({B, Sq, H, hd}).transpose(1, 2);
   auto k = b.k.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
   auto v = b.v.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
+  // Llama: the attention scale 1/sqrt(hd) is folded into the queries' RoPE
+  // factors (a pass over q instead of one over the [S, S] scores).
+  double scale = 1.0 / std::sqrt(double(hd));
   if (config_.arch == Arch::kLlama) {
-    const std::int64_t half = hd / 2;
-    q = sel ? apply_rope(q, g.cos.gather(2, at.expand({B, 1, 1, half})),
-                         g.sin.gather(2, at.expand({B, 1, 1, half})))
-            : apply_rope(q, g.cos, g.sin);
-    k = apply_rope(k, g.cos, g.sin);
+    q = sel ? RopeFn::apply(q, g.q_cos.gather(2, at.expand({B, 1, 1, hd})),
+                            g.q_sin.gather(2, at.expand({B, 1, 1, hd})))
+            : RopeFn::apply(q, g.q_cos, g.q_sin);
+    k = RopeFn::apply(k, g.cos, g.sin);
+    scale = 1.0;
   }
   if (KV != H) {  // grouped-query attention: query head i reads key/value head i / (H / KV)
     k = k.repeat_interleave(H / KV, 1);
     v = v.repeat_interleave(H / KV, 1);
   }
   const auto blocked = sel ? g.blocked.gather(2, at.expand({B, 1, 1, S})) : g.blocked;
-  auto attn = AttentionFn::apply(q, k, v, blocked, 1.0 / std::sqrt(double(hd)))
+  auto attn = AttentionFn::apply(q, k, v, blocked, scale)
                   .transpose(1, 2)
                   .reshape({B, Sq, H * hd});
   auto x1 = (sel ? pick(x) : x) + b.o.forward(attn, dropout);
@@ -358,8 +383,13 @@ Transformer::Geometry Transformer::geometry(torch::Tensor& x, const torch::Tenso
     const auto ct = compute_type(x);
     auto inv_freq = torch::pow(config_.rope_theta, -2.0 * j / double(config_.head_dim)).to(ct);
     auto angles = pos.to(ct).unsqueeze(-1) * inv_freq;  // [B, S, hd/2]
-    g.cos = angles.cos().unsqueeze(1).to(options_.dtype);  // [B, 1, S, hd/2]
-    g.sin = angles.sin().unsqueeze(1).to(options_.dtype);
+    auto cos = angles.cos().unsqueeze(1), sin = angles.sin().unsqueeze(1);  // [B, 1, S, hd/2]
+    auto cos2 = torch::cat({cos, cos}, -1), sin2 = torch::cat({-sin, sin}, -1);  // [B, 1, S, hd]
+    const double scale = 1.0 / std::sqrt(double(config_.head_dim));
+    g.cos = cos2.to(options_.dtype);
+    g.sin = sin2.to(options_.dtype);
+    g.q_cos = (cos2 * scale).to(options_.dtype);
+    g.q_sin = (sin2 * scale).to(options_.dtype);
   } else {
     auto max_pos = pos.max().item<std::int64_t>();
     if (max_pos >= config_.max_seq_len)
@@ -451,7 +481,7 @@ torch::Tensor Transformer::prefixed_hidden_at(const torch::Tensor& tokens,
     std::vector<torch::Tensor> out;
     for (std::int64_t b = 0; b < B; ++b) {
       auto one = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, b, 1) : t; };
-      const Geometry gb{one(g.cos), one(g.sin), one(g.allowed), one(g.blocked)};
+      const Geometry gb{one(g.cos), one(g.sin), one(g.q_cos), one(g.q_sin), one(g.allowed), one(g.blocked)};
       out.push_back(run_block(blocks_.back(), x.narrow(0, b, 1), gb, dropout_, rows.narrow(0, b, 1)));
     }
     x = torch::cat(out, 0).squeeze(1);

@@ -167,7 +167,10 @@ class Transformer {
   friend struct ShardedBlockBackward;
   // Positions, RoPE tables and the attention mask for a batch.
   struct Geometry {
-    torch::Tensor cos, sin, allowed, blocked;  // blocked = !allowed
+    // RoPE factors over whole heads [B, 1, S, hd]: cos2 = (cos, cos), sin2 =
+    // (-sin, sin); q_cos/q_sin also carry the attention scale 1/sqrt(hd).
+    torch::Tensor cos, sin, q_cos, q_sin;
+    torch::Tensor allowed, blocked;  // blocked = !allowed
   };
   // `rows` [B] (int64): compute the block's output at one position per
   // sequence only ([B, 1, D]); undefined: everywhere.
