@@ -22,6 +22,44 @@ std::string shape_str(c10::IntArrayRef s) {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// Reductions (norms, softmax) and RoPE angles run in float32 at least, also
+// when activations are bf16; a float64 model (used by gradient checks) stays float64.
+torch::ScalarType compute_type(const torch::Tensor& x) {
+  return torch::promote_types(x.scalar_type(), torch::kFloat32);
+}
+
+// RMSNorm with a frozen weight, as Hugging Face computes it (in float32 at
+// least, cast back to the activation dtype, times the weight) in fewer
+// passes over the activations than autograd's chain of eight operators:
+// forward: cast, squared norm, scale-and-cast, weight; backward (the weight
+// gets no gradient): dx = r g' - r^3 x mean(g' x), g' = g w, r = rsqrt(mean(x^2) + eps).
+struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, double eps) {
+    const auto ct = compute_type(x);
+    auto xf = x.to(ct);
+    const double d = double(x.size(-1));
+    auto rstd = torch::rsqrt(torch::linalg_vector_norm(xf, 2, {-1}, true, ct).square_().div_(d).add_(eps));
+    auto y = torch::empty(x.sizes(), x.options());
+    torch::mul_out(y, xf, rstd);  // rounded once into the activation dtype
+    ctx->save_for_backward({x, rstd, weight});
+    return y.mul_(weight);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& rstd = saved[1];
+    const auto& weight = saved[2];
+    const auto ct = compute_type(x);
+    auto xf = x.to(ct);
+    auto gw = (grads[0] * weight).to(ct);
+    auto c = (gw * xf).sum(-1, true).div_(double(x.size(-1))).mul_(rstd.pow(3));
+    // xf may be x itself (no cast for f32/f64 activations): never written to.
+    auto dx = gw.mul_(rstd).addcmul_(xf, c, -1);
+    return {dx.to(x.scalar_type()), torch::Tensor(), torch::Tensor()};
+  }
+};
+
 // The halves of each head swapped: (x1, x2) -> (x2, x1), as a new contiguous tensor.
 torch::Tensor swap_halves(const torch::Tensor& x) {
   auto halves = x.chunk(2, -1);
@@ -51,12 +89,6 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
     return {swap_halves(g * sin2).addcmul_(g, cos2), torch::Tensor(), torch::Tensor()};
   }
 };
-
-// Reductions (norms, softmax) and RoPE angles run in float32 at least, also
-// when activations are bf16; a float64 model (used by gradient checks) stays float64.
-torch::ScalarType compute_type(const torch::Tensor& x) {
-  return torch::promote_types(x.scalar_type(), torch::kFloat32);
-}
 
 // Attention softmax(q k^T * scale, masked) v over q, k, v [B, H, S, hd], with
 // every batched product laid out the way CPU BLAS runs fast: its second
@@ -312,6 +344,7 @@ torch::Tensor Transformer::norm(const Norm& n, const torch::Tensor& x) const {
   if (config_.arch == Arch::kGpt2)
     return torch::layer_norm(x, {config_.dim}, n.weight, n.bias, config_.norm_eps);
   // RMSNorm in at least float32, then back to the activation dtype (as Hugging Face does).
+  if (!n.weight.requires_grad()) return RmsNormFn::apply(x, n.weight, config_.norm_eps);
   auto xf = x.to(compute_type(x));
   auto y = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + config_.norm_eps);
   return y.to(x.scalar_type()) * n.weight;
