@@ -76,17 +76,22 @@ torch::Tensor swap_halves(const torch::Tensor& x) {
 struct RopeFn : public torch::autograd::Function<RopeFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& cos2, const torch::Tensor& sin2) {
-    ctx->saved_data["cos2"] = cos2;
-    ctx->saved_data["sin2"] = sin2;
-    auto out = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
-    torch::mul_out(out, x, cos2);
-    return out.addcmul_(swap_halves(x), sin2);
+    // In the promoted dtype, as the plain formula would be (under autocast x
+    // can be bf16 while the factors are f32).
+    const auto rt = torch::promote_types(x.scalar_type(), cos2.scalar_type());
+    ctx->saved_data["cos2"] = cos2.to(rt);
+    ctx->saved_data["sin2"] = sin2.to(rt);
+    ctx->saved_data["x_dtype"] = int64_t(x.scalar_type());
+    auto out = torch::empty(x.sizes(), x.options().dtype(rt).memory_format(at::MemoryFormat::Contiguous));
+    torch::mul_out(out, x, cos2.to(rt));
+    return out.addcmul_(swap_halves(x).to(rt), sin2.to(rt));
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto cos2 = ctx->saved_data["cos2"].toTensor();
     const auto sin2 = ctx->saved_data["sin2"].toTensor();
-    const auto& g = grads[0];
-    return {swap_halves(g * sin2).addcmul_(g, cos2), torch::Tensor(), torch::Tensor()};
+    const auto x_dtype = static_cast<torch::ScalarType>(ctx->saved_data["x_dtype"].toInt());
+    const auto g = grads[0].to(cos2.scalar_type());
+    return {swap_halves(g * sin2).addcmul_(g, cos2).to(x_dtype), torch::Tensor(), torch::Tensor()};
   }
 };
 
