@@ -6,6 +6,7 @@
 #include <mpi.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 
@@ -94,10 +95,8 @@ int main(int argc, char** argv) {
 
   try {
     sparc::init_logging(log_level);
-    if (threads <= 0) {
-      const char* env = std::getenv("OMP_NUM_THREADS");
-      threads = env ? std::max(1, std::atoi(env)) : 1;
-    }
+    // Not given (or not positive): OMP_NUM_THREADS, else 1, as the wait-policy choice read it.
+    if (threads <= 0) threads = std::max(1, sparc::requested_threads(argc, argv));
     torch::set_num_threads(threads);
     // LibTorch's set_num_threads does not reach OpenBLAS's own thread pool
     // (pthread OpenBLAS): each rank gets the same count there too.

@@ -79,12 +79,13 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
     // In the promoted dtype, as the plain formula would be (under autocast x
     // can be bf16 while the factors are f32).
     const auto rt = torch::promote_types(x.scalar_type(), cos2.scalar_type());
-    ctx->saved_data["cos2"] = cos2.to(rt);
-    ctx->saved_data["sin2"] = sin2.to(rt);
+    const auto c = cos2.to(rt), s = sin2.to(rt);
+    ctx->saved_data["cos2"] = c;
+    ctx->saved_data["sin2"] = s;
     ctx->saved_data["x_dtype"] = int64_t(x.scalar_type());
     auto out = torch::empty(x.sizes(), x.options().dtype(rt).memory_format(at::MemoryFormat::Contiguous));
-    torch::mul_out(out, x, cos2.to(rt));
-    return out.addcmul_(swap_halves(x).to(rt), sin2.to(rt));
+    torch::mul_out(out, x, c);
+    return out.addcmul_(swap_halves(x).to(rt), s);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto cos2 = ctx->saved_data["cos2"].toTensor();
