@@ -184,10 +184,10 @@ class Demo {
   }
 
  private:
-  // Learning rates per method: the embedded configs hold the subspace-prompt
-  // ones (sparc, prompt); LoRA and full fine-tuning need far smaller steps.
+  // Learning rates per method: the embedded configs' train.lr is the prompts'
+  // (sparc, prompt, and the prompt of sparc+lora) and their lora.lr the
+  // adapters' (lora, sparc+lora); full fine-tuning needs a far smaller step.
   static std::vector<std::string> method_overrides(const std::string& method) {
-    if (method == "lora") return {"train.lr=" + std::string(kDemoLoraLr)};
     if (method == "full") return {"train.lr=" + std::string(kDemoFullLr)};
     return {};
   }
