@@ -82,39 +82,14 @@ def main():
     train_ids, train_y = load("train", a.max_train)
     test_ids, test_y = load("test", a.max_test)
     E = w["model.embed_tokens.weight"]
-    H, KV = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
-    hd = cfg.get("head_dim", cfg["hidden_size"] // H)
-    eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
 
     def final_hidden(ids, prefix):
         """Normed final hidden state at each example's last token, after `prefix` soft tokens."""
         B, T, P = len(ids), max(len(i) for i in ids), prefix.shape[0]
         tokens = torch.tensor([i + [0] * (T - len(i)) for i in ids])  # right padding: causal, never seen
         x = torch.cat([prefix.unsqueeze(0).expand(B, -1, -1), E[tokens]], 1)
-        S = T + P
-        inv = 1.0 / theta ** (torch.arange(0, hd, 2).float() / hd)
-        ang = torch.outer(torch.arange(S).float(), inv)
-        cos, sin = torch.cat((ang, ang), -1).cos(), torch.cat((ang, ang), -1).sin()
-        mask = torch.full((S, S), float("-inf")).triu(1)
-
-        def proj(h, name):
-            return h @ w[name + ".weight"].T
-
-        for layer in range(cfg["num_hidden_layers"]):
-            p = f"model.layers.{layer}."
-            h = ref.rms_norm(x, w[p + "input_layernorm.weight"], eps)
-            q = proj(h, p + "self_attn.q_proj").view(B, S, H, hd).transpose(1, 2)
-            k = proj(h, p + "self_attn.k_proj").view(B, S, KV, hd).transpose(1, 2)
-            v = proj(h, p + "self_attn.v_proj").view(B, S, KV, hd).transpose(1, 2)
-            q, k = q * cos + ref.rotate_half(q) * sin, k * cos + ref.rotate_half(k) * sin
-            k, v = k.repeat_interleave(H // KV, 1), v.repeat_interleave(H // KV, 1)
-            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
-            x = x + proj(att.transpose(1, 2).reshape(B, S, H * hd), p + "self_attn.o_proj")
-            h = ref.rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
-            x = x + proj(torch.nn.functional.silu(proj(h, p + "mlp.gate_proj")) * proj(h, p + "mlp.up_proj"),
-                         p + "mlp.down_proj")
         last = torch.tensor([len(i) - 1 + P for i in ids])
-        return ref.rms_norm(x[torch.arange(B), last], w["model.norm.weight"], eps)
+        return ref.llama_final_hidden(cfg, w, x)[torch.arange(B), last]
 
     head = w.get("lm_head.weight", E)[word_ids]
 
@@ -150,7 +125,7 @@ def main():
         return accuracy(((xte @ wv[:-1] + wv[-1]) > 0).long(), test_y)
 
     bow = [torch.stack([E[i[1:]].mean(0) for i in ids]) for ids in (train_ids, test_ids)]
-    print(f"linear probe  {probe(h_train.detach(), h_test.detach()):.3f}  (final hidden state at the answer position)")
+    print(f"linear probe  {probe(h_train, h_test):.3f}  (final hidden state at the answer position)")
     print(f"bag of words  {probe(*bow):.3f}  (mean input embedding)")
 
     pool = [t for i in train_ids for t in i[1:]]

@@ -106,25 +106,24 @@ def rotate_half(x):
 
 
 def causal_attention(q, k, v):
-    # q: [H, T, hd], k/v: [H, T, hd]
-    t = q.shape[1]
+    # q/k/v: [..., H, T, hd]
+    t = q.shape[-2]
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     mask = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
     scores = scores.masked_fill(mask, float("-inf"))
     return torch.softmax(scores, dim=-1) @ v
 
 
-def llama_logits(cfg, w, tokens):
-    w = {n: t.to(F64) for n, t in w.items()}
+def llama_final_hidden(cfg, w, x):
+    """Final-normed hidden states of input embeddings x ([..., T, D]), in x's dtype."""
     H = cfg["num_attention_heads"]
     KV = cfg.get("num_key_value_heads", H)
     hd = cfg.get("head_dim", cfg["hidden_size"] // H)
     eps = cfg["rms_norm_eps"]
     theta = cfg.get("rope_theta", 10000.0)
-    T = len(tokens)
-    x = w["model.embed_tokens.weight"][tokens]
-    inv_freq = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=F64) / hd)
-    freqs = torch.outer(torch.arange(T, dtype=F64), inv_freq)
+    T = x.shape[-2]
+    inv_freq = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=x.dtype) / hd)
+    freqs = torch.outer(torch.arange(T, dtype=x.dtype), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
 
@@ -134,22 +133,30 @@ def llama_logits(cfg, w, tokens):
             y = y + w[name + ".bias"]
         return y
 
+    def heads(t, n):  # [..., T, n*hd] -> [..., n, T, hd]
+        return t.view(*t.shape[:-1], n, hd).transpose(-3, -2)
+
     for layer in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{layer}."
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps)
-        q = proj(h, p + "self_attn.q_proj").view(T, H, hd).transpose(0, 1)
-        k = proj(h, p + "self_attn.k_proj").view(T, KV, hd).transpose(0, 1)
-        v = proj(h, p + "self_attn.v_proj").view(T, KV, hd).transpose(0, 1)
+        q = heads(proj(h, p + "self_attn.q_proj"), H)
+        k = heads(proj(h, p + "self_attn.k_proj"), KV)
+        v = heads(proj(h, p + "self_attn.v_proj"), KV)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
-        k = k.repeat_interleave(H // KV, dim=0)
-        v = v.repeat_interleave(H // KV, dim=0)
-        a = causal_attention(q, k, v).transpose(0, 1).reshape(T, H * hd)
+        k = k.repeat_interleave(H // KV, dim=-3)
+        v = v.repeat_interleave(H // KV, dim=-3)
+        a = causal_attention(q, k, v).transpose(-3, -2).reshape(*x.shape[:-1], H * hd)
         x = x + proj(a, p + "self_attn.o_proj")
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         gate = torch.nn.functional.silu(proj(h, p + "mlp.gate_proj"))
         x = x + proj(gate * proj(h, p + "mlp.up_proj"), p + "mlp.down_proj")
-    x = rms_norm(x, w["model.norm.weight"], eps)
+    return rms_norm(x, w["model.norm.weight"], eps)
+
+
+def llama_logits(cfg, w, tokens):
+    w = {n: t.to(F64) for n, t in w.items()}
+    x = llama_final_hidden(cfg, w, w["model.embed_tokens.weight"][tokens])
     head = w.get("lm_head.weight", w["model.embed_tokens.weight"])
     return x @ head.T
 
