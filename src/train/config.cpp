@@ -66,11 +66,15 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 }
 
 // The offset of the first byte that is not part of valid UTF-8 (overlong
-// forms, surrogates and code points past U+10FFFF included), or npos.
-std::size_t invalid_utf8_at(const std::string& s) {
+// forms, surrogates and code points past U+10FFFF included) or is NUL, or
+// npos. YAML forbids NUL, and yaml-cpp takes NUL bytes near the start of a
+// document as UTF-16 or UTF-32 and decodes the rest as such, so the text it
+// reads is not the text given.
+std::size_t bad_text_at(const std::string& s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   for (std::size_t i = 0; i < s.size();) {
     const unsigned char c = p[i];
+    if (c == 0) return i;
     std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
     if (n == 0 || i + n > s.size()) return i;
     std::uint32_t cp = n == 1 ? c : c & (0x7F >> n);
@@ -85,15 +89,16 @@ std::size_t invalid_utf8_at(const std::string& s) {
   return std::string::npos;
 }
 
-// "line L, column C (byte 0xNN)" of offset `at` in `text`.
-std::string utf8_problem(const std::string& text, std::size_t at) {
+// "L:C: what is wrong" for the byte at offset `at` in `text` (see bad_text_at).
+std::string text_problem(const std::string& text, std::size_t at) {
   std::size_t line = 1, column = 1;
   for (std::size_t i = 0; i < at; ++i, ++column)
     if (text[i] == '\n') ++line, column = 0;
+  const std::string where = std::to_string(line) + ":" + std::to_string(column) + ": ";
+  if (text[at] == '\0') return where + "NUL byte; a config is UTF-8 text without NUL characters";
   char byte[8];
   std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned char>(text[at]));
-  return std::to_string(line) + ":" + std::to_string(column) + ": not valid UTF-8 (byte " +
-         byte + "); a config is UTF-8 text";
+  return where + "not valid UTF-8 (byte " + byte + "); a config is UTF-8 text";
 }
 
 std::string describe(const YAML::Node& node) {
@@ -602,15 +607,16 @@ void check_combinations(const RunConfig& c, const Section& top, Problems& proble
 
 // The document of a config with its overrides applied: UTF-8 and YAML syntax
 // are checked first (fatal), override problems are collected. yaml-cpp passes
-// bytes that are not UTF-8 through and writes them back differently, so the
-// resolved config (to_yaml) would not read back the same: they are refused.
+// bytes that are not UTF-8 through and writes them back differently, and
+// decodes text with NUL bytes as UTF-16/32, so the resolved config (to_yaml)
+// would not read back the same: both are refused.
 YAML::Node load_document(const std::string& yaml_text, const std::string& where,
                          const std::vector<std::string>& overrides, Problems& problems) {
-  if (auto at = invalid_utf8_at(yaml_text); at != std::string::npos)
-    throw ConfigError(where, {where + ":" + utf8_problem(yaml_text, at)});
+  if (auto at = bad_text_at(yaml_text); at != std::string::npos)
+    throw ConfigError(where, {where + ":" + text_problem(yaml_text, at)});
   for (const auto& o : overrides)
-    if (auto at = invalid_utf8_at(o); at != std::string::npos)
-      throw ConfigError(where, {where + " (--set): " + utf8_problem(o, at)});
+    if (auto at = bad_text_at(o); at != std::string::npos)
+      throw ConfigError(where, {where + " (--set): " + text_problem(o, at)});
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);

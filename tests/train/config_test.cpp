@@ -455,6 +455,20 @@ TEST(Config, TextThatIsNotUtf8IsRefused) {
   EXPECT_TRUE(parse_run_config(to_yaml(c), "y.yaml", "") == c);
 }
 
+// Found by fuzz_config in CI (tests/fuzz/regressions/config/nul-in-override):
+// yaml-cpp reads "r\0\0\0..." as UTF-32 and yields a different string, so
+// the resolved config no longer read back the same. YAML forbids NUL anyway.
+TEST(Config, NulBytesAreRefused) {
+  using namespace std::string_literals;
+  EXPECT_EQ(problem(kMinimal, {"tasks[0].name=r\0\0\0x"s}),
+            "x.yaml (--set): 1:16: NUL byte; a config is UTF-8 text without NUL characters");
+  EXPECT_EQ(problem("m\0\0\0ethod: sparc\n"s + kMinimal),
+            "x.yaml:1:2: NUL byte; a config is UTF-8 text without NUL characters");
+  std::string yaml = kMinimal;
+  yaml.replace(yaml.find("pos: good"), 9, "pos: go\0d"s);
+  EXPECT_EQ(problem(yaml), "x.yaml:7:35: NUL byte; a config is UTF-8 text without NUL characters");
+}
+
 TEST(Config, AllProblemsAreReportedTogether) {
   const std::string yaml =
       "method: spark\n"           // 1
