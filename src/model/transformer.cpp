@@ -4,11 +4,13 @@
 #include <torch/csrc/autograd/functions/utils.h>
 
 #include <cmath>
+#include <cstdlib>
 
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "core/random.h"
 #include "model/block_shards.h"
+#include "model/softmax_kernels.h"
 
 namespace sparc {
 namespace {
@@ -96,6 +98,47 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
   }
 };
 
+// Whether the fused CPU softmax kernels take these scores.
+// SPARC_FUSED_SOFTMAX=0 keeps LibTorch's operators instead (for A/B benchmarks).
+bool fused_softmax(const torch::Tensor& scores) {
+  static const bool enabled = [] {
+    const char* env = std::getenv("SPARC_FUSED_SOFTMAX");
+    return !(env && std::string(env) == "0");
+  }();
+  return enabled && scores.device().is_cpu() && scores.is_contiguous() &&
+         (scores.scalar_type() == torch::kFloat32 || scores.scalar_type() == torch::kBFloat16);
+}
+
+// scores [B*H, rows, keys] (fused_softmax) <- masked softmax(scale * scores)
+// over keys, in place; blocked [B or 1, 1, rows, keys].
+void masked_softmax_(torch::Tensor& scores, const torch::Tensor& blocked, std::int64_t heads,
+                     double scale) {
+  TORCH_CHECK(blocked.size(1) == 1, "attention mask: one mask for all heads expected");
+  const auto mask = blocked.stride(3) == 1 ? blocked : blocked.contiguous();
+  const kernels::MaskLayout layout{reinterpret_cast<const std::uint8_t*>(mask.data_ptr<bool>()),
+                                   scores.size(1), heads, mask.size(0) == 1 ? 0 : mask.stride(0),
+                                   mask.stride(2)};
+  if (scores.scalar_type() == torch::kBFloat16)
+    kernels::masked_softmax_rows(reinterpret_cast<std::uint16_t*>(scores.data_ptr()),
+                                 scores.size(0) * scores.size(1), scores.size(2), layout, float(scale));
+  else
+    kernels::masked_softmax_rows(scores.data_ptr<float>(), scores.size(0) * scores.size(1),
+                                 scores.size(2), layout, float(scale));
+}
+
+// grad [B*H, rows, keys] of the probabilities p (same shape and dtype, both
+// fused_softmax) <- the gradient of the scaled scores, in place.
+void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale) {
+  const auto rows = grad.size(0) * grad.size(1), n = grad.size(2);
+  if (grad.scalar_type() == torch::kBFloat16)
+    kernels::softmax_backward_rows(reinterpret_cast<std::uint16_t*>(grad.data_ptr()),
+                                   reinterpret_cast<const std::uint16_t*>(p.data_ptr()), rows, n,
+                                   float(scale));
+  else
+    kernels::softmax_backward_rows(grad.data_ptr<float>(), p.data_ptr<float>(), rows, n,
+                                   float(scale));
+}
+
 // Attention softmax(q k^T * scale, masked) v over q, k, v [B, H, S, hd], with
 // every batched product laid out the way CPU BLAS runs fast: its second
 // operand contiguous, never a transposed view (LibTorch 1.13's bmm is several
@@ -105,7 +148,11 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
 // queries and keys are the same positions, the queries run in chunks of
 // about kQueryChunk rows and each chunk only meets the keys up to its last
 // row (the rest are masked anyway), which skips most of the masked half.
-// Backward recomputes nothing: it keeps the probabilities.
+// Backward recomputes nothing: it keeps the probabilities. On the CPU in
+// float32 and bfloat16, softmax and its backward are the fused row kernels
+// of model/softmax_kernels.h (one pass each, in place, computed in float32;
+// bfloat16 keeps bfloat16 probabilities); elsewhere LibTorch's operators in
+// the compute type.
 constexpr std::int64_t kQueryChunk = 128;
 
 struct AttentionFn : public torch::autograd::Function<AttentionFn> {
@@ -125,11 +172,18 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
       const auto keys = chunks == 1 ? Sk : bounds[c + 1];
       auto scores = torch::bmm(q3.narrow(1, r0, rows), kt.narrow(2, 0, keys));
+      const auto chunk_blocked = blocked.narrow(2, r0, rows).narrow(3, 0, keys);
+      if (fused_softmax(scores)) {
+        masked_softmax_(scores, chunk_blocked, H, scale);  // scores now hold the probabilities
+        outs.push_back(torch::bmm(scores, v3.narrow(1, 0, keys)));
+        saved.push_back(scores);
+        saved.push_back(scores);
+        continue;
+      }
       scores = scores.to(compute_type(scores));
       if (scale != 1.0) scores.mul_(scale);
       scores.view({B, H, rows, keys})
-          .masked_fill_(blocked.narrow(2, r0, rows).narrow(3, 0, keys),
-                        -std::numeric_limits<double>::infinity());
+          .masked_fill_(chunk_blocked, -std::numeric_limits<double>::infinity());
       auto probs = torch::softmax(scores, -1);  // compute type
       auto p = probs.to(q.scalar_type());        // the same tensor in f32
       outs.push_back(torch::bmm(p, v3.narrow(1, 0, keys)));
@@ -163,16 +217,23 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     std::vector<torch::Tensor> dqs;
     for (std::int64_t c = 0; c < chunks; ++c) {
       const auto& probs = saved[3 + 2 * c];
-      const auto& p = saved[4 + 2 * c];
+      const auto p = saved[4 + 2 * c].to(dtype);  // autocast may have left it in another dtype
       const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
       const auto keys = chunks == 1 ? Sk : bounds[c + 1];
       auto gc = g.narrow(1, r0, rows);
       dv.narrow(1, 0, keys).baddbmm_(p.transpose(1, 2), gc);
-      auto dp = torch::bmm(gc, vt.narrow(2, 0, keys)).to(probs.scalar_type());
+      auto dp = torch::bmm(gc, vt.narrow(2, 0, keys));
       // Softmax backward; masked pairs have p = 0, so their gradient is 0.
-      auto ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type());
-      if (scale != 1.0) ds.mul_(scale);
-      ds = ds.to(dtype);
+      torch::Tensor ds;
+      if (fused_softmax(dp) && fused_softmax(p)) {
+        softmax_backward_(dp, p, scale);
+        ds = dp;
+      } else {
+        dp = dp.to(probs.scalar_type());
+        ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type());
+        if (scale != 1.0) ds.mul_(scale);
+        ds = ds.to(dtype);
+      }
       dqs.push_back(torch::bmm(ds, k3.narrow(1, 0, keys)));
       dk.narrow(1, 0, keys).baddbmm_(ds.transpose(1, 2), q3.narrow(1, r0, rows));
     }

@@ -70,7 +70,9 @@ TEST_P(DataParallel, TwoRanksMatchOneProcess) {
 
   // The reference: for a sharded run, the same 2 ranks holding the whole
   // model (same sums in the same order: equal to 1e-6); otherwise a single
-  // process (sums in another order: 1e-5).
+  // process (sums in another order, which 36 Adam steps amplify: measured up
+  // to 1.6e-5 on prompts of magnitude ~0.4-1.2, so 5e-5; a wrong gradient
+  // is off by orders of magnitude more).
   auto compare = [&](const ContinualTrainer& ref, const RunResults& rr, double tol) {
     EXPECT_EQ(rd.accuracy, rr.accuracy) << GetParam();
     EXPECT_EQ(rd.routing_accuracy, rr.routing_accuracy);
@@ -94,7 +96,7 @@ TEST_P(DataParallel, TwoRanksMatchOneProcess) {
   } else if (g_comm->rank() == 0) {
     ContinualTrainer single(tiny(c, false), dir + "/single");
     RunResults rs = single.run();
-    compare(single, rs, 1e-5);
+    compare(single, rs, 5e-5);
   }
   g_comm->barrier(CommTag::kControl);
 }
