@@ -77,6 +77,7 @@ SPARC_INLINE float flush(float v) { return std::abs(v) < kMinNormal ? 0.0f : v; 
 SPARC_INLINE vf exp_v(vf x) {
   vf xc = x < -87.3f ? splat(-87.3f) : x;
   xc = xc > 88.3f ? splat(88.3f) : xc;
+  xc = xc == xc ? xc : vf{};  // NaN: keep the integer conversion below in range
   const vf t = xc * 1.44269504088896341f + 0.5f;
   vi n = __builtin_convertvector(t, vi);      // toward zero
   n += __builtin_convertvector(n, vf) > t;    // -1 where that rounded up: floor
