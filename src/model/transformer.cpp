@@ -173,19 +173,18 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       const auto keys = chunks == 1 ? Sk : bounds[c + 1];
       auto scores = torch::bmm(q3.narrow(1, r0, rows), kt.narrow(2, 0, keys));
       const auto chunk_blocked = blocked.narrow(2, r0, rows).narrow(3, 0, keys);
+      torch::Tensor probs, p;  // in the compute type, and in q's dtype for P V
       if (fused_softmax(scores)) {
-        masked_softmax_(scores, chunk_blocked, H, scale);  // scores now hold the probabilities
-        outs.push_back(torch::bmm(scores, v3.narrow(1, 0, keys)));
-        saved.push_back(scores);
-        saved.push_back(scores);
-        continue;
+        masked_softmax_(scores, chunk_blocked, H, scale);  // in place, in scores' dtype
+        probs = p = scores;
+      } else {
+        scores = scores.to(compute_type(scores));
+        if (scale != 1.0) scores.mul_(scale);
+        scores.view({B, H, rows, keys})
+            .masked_fill_(chunk_blocked, -std::numeric_limits<double>::infinity());
+        probs = torch::softmax(scores, -1);
+        p = probs.to(q.scalar_type());  // the same tensor in f32
       }
-      scores = scores.to(compute_type(scores));
-      if (scale != 1.0) scores.mul_(scale);
-      scores.view({B, H, rows, keys})
-          .masked_fill_(chunk_blocked, -std::numeric_limits<double>::infinity());
-      auto probs = torch::softmax(scores, -1);  // compute type
-      auto p = probs.to(q.scalar_type());        // the same tensor in f32
       outs.push_back(torch::bmm(p, v3.narrow(1, 0, keys)));
       saved.push_back(probs);
       saved.push_back(p);  // kept, not converted again in backward
