@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "train/config.h"
+#include "config/run_config.h"
 
 namespace sparc {
 

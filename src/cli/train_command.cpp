@@ -10,7 +10,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "data/jsonl_reader.h"
-#include "train/config.h"
+#include "config/run_config.h"
 #include "train/preflight.h"
 #include "train/trainer.h"
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "train/config.h"
+#include "config/run_config.h"
 
 namespace sparc {
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "comm/communicator.h"
-#include "train/config.h"
+#include "config/pretrain_config.h"
 
 namespace sparc {
 

@@ -16,7 +16,7 @@
 #include "data/task_encoder.h"
 #include "model/transformer.h"
 #include "sparc/subspace.h"
-#include "train/config.h"
+#include "config/run_config.h"
 #include "train/metrics.h"
 
 namespace sparc {

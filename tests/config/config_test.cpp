@@ -1,4 +1,5 @@
-#include "train/config.h"
+#include "config/pretrain_config.h"
+#include "config/run_config.h"
 
 #include <gtest/gtest.h>
 
