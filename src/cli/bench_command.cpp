@@ -442,7 +442,7 @@ int run_step_bench(const StepArgs& a) {
       {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"n_kv_heads", m.n_kv_heads},
       {"ffn_dim", m.ffn_dim}, {"vocab", m.vocab_size}, {"seq_len", b.mean_example_tokens},
       {"batch", cfg.train.batch_size * cfg.train.grad_accum}, {"prompt_len", cfg.prompt.length},
-      {"pca_k", cfg.pca.k}, {"method", cfg.method}, {"steps", b.steps},
+      {"pca_k", cfg.pca.k}, {"method", method_name(cfg.method)}, {"steps", b.steps},
       {"trainable_params", b.trainable_params}, {"sharding", cfg.model.sharding},
       {"model_rss_growth_mb", growth_mb}, {"threads", torch::get_num_threads()},
       {"omp_wait_policy", omp_wait_policy()},

@@ -20,6 +20,7 @@
 
 #include "cli/commands.h"
 #include "cli/demo_configs.h"
+#include "config/method.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/process.h"
@@ -32,7 +33,12 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-const std::vector<std::string> kMethods = {"sparc", "sparc+lora", "prompt", "lora", "full"};
+// Every method's name, in the method table's order.
+std::vector<std::string> method_names() {
+  std::vector<std::string> names;
+  for (const auto& m : all_methods()) names.emplace_back(m.name);
+  return names;
+}
 const std::vector<std::string> kSettings = {"task-incremental", "domain-incremental"};
 
 volatile std::sig_atomic_t g_signal = 0;
@@ -116,7 +122,7 @@ struct Options {
   // Per rank. One: the demo's small model runs faster on one thread than on
   // two (measured 2275 vs 1410 tokens/s for a LoRA step); --ranks uses more cores.
   int threads = 1;
-  std::vector<std::string> methods = kMethods;
+  std::vector<std::string> methods = method_names();
   std::vector<std::string> settings = kSettings;
   std::vector<std::string> pretrain_sets, train_sets;  // --set for every pretrain / train
 };
@@ -169,7 +175,9 @@ class Demo {
         std::vector<std::string> args = {"train",     "--config", out_ + "/configs/" + setting + ".yaml",
                                          "--run-dir", dir,        "--resume",
                                          "auto",      "--set",    "method=" + method};
-        for (const auto& s : method_overrides(method)) args.insert(args.end(), {"--set", s});
+        MethodId id = MethodId::kSparc;
+        parse_method_name(method, &id);  // --methods accepts method names only
+        for (const auto& s : method_overrides(id)) args.insert(args.end(), {"--set", s});
         for (const auto& s : o_.train_sets) args.insert(args.end(), {"--set", s});
         const std::string log = setting + "-" + replace_all(method, "+", "-");
         if (int rc = step(setting + " / " + method, log, args, true); rc != 0) return rc;
@@ -187,8 +195,8 @@ class Demo {
   // Learning rates per method: the embedded configs' train.lr is the prompts'
   // (sparc, prompt, and the prompt of sparc+lora) and their lora.lr the
   // adapters' (lora, sparc+lora); full fine-tuning needs a far smaller step.
-  static std::vector<std::string> method_overrides(const std::string& method) {
-    if (method == "full") return {"train.lr=" + std::string(kDemoFullLr)};
+  static std::vector<std::string> method_overrides(MethodId method) {
+    if (method_traits(method).trains_weights) return {"train.lr=" + std::string(kDemoFullLr)};
     return {};
   }
 
@@ -378,7 +386,7 @@ void add_demo_command(CLI::App& app, std::vector<Command>& commands) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_option("--methods", o->methods, "methods to train")
-      ->check(CLI::IsMember(kMethods))
+      ->check(CLI::IsMember(method_names()))
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("--settings", o->settings, "settings to run")

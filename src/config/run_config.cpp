@@ -13,7 +13,6 @@ using namespace yaml_reader;
 
 namespace {
 
-const std::vector<std::string> kMethods = {"sparc", "sparc+lora", "prompt", "lora", "full"};
 const std::vector<std::string> kSettings = {"task-incremental", "domain-incremental"};
 const std::vector<std::string> kFormats = {"generic", "boolq", "cb",  "rte",
                                            "copa",    "wic",   "wsc", "multirc"};
@@ -22,6 +21,15 @@ const std::vector<std::string> kShardings = {"none", "layer"};
 const std::vector<std::string> kCommBackends = {"auto", "mpi", "nccl"};
 const std::vector<std::string> kOnWriteError = {"stop", "continue"};
 const std::vector<std::string> kLoraTargets = {"q", "k", "v", "o", "gate", "up", "down"};
+
+// The method by name; a bad name is reported and the default kept.
+void read_method(Section& s, MethodId& out) {
+  std::vector<std::string> names;
+  for (const auto& m : all_methods()) names.emplace_back(m.name);
+  std::string name = method_name(out);
+  s.read_choice("method", name, names);
+  parse_method_name(name, &out);  // read_choice keeps `name` one of `names`
+}
 
 void read_model(Section s, ModelSection& m) {
   s.require("path", m.path, "the model (a Hugging Face directory or a llama2.c .bin file)");
@@ -194,7 +202,7 @@ void check_combinations(const RunConfig& c, const Section& top, Problems& proble
     const YAML::Node s = top.get(section);
     return s.IsMap() && s[key].IsDefined() ? s[key] : s;
   };
-  const std::string& method = c.method;
+  const std::string& method = method_name(c.method);
   if (c.uses_subspace() && c.pca.k < c.prompt.length)
     problems.add(node_at("pca", "k"), "pca.k",
                  "must be >= prompt.length (" + std::to_string(c.prompt.length) + ") for method '" +
@@ -267,7 +275,7 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   Section top(problems, root, "",
               {"method", "setting", "seed", "reuse_threshold", "model", "prompt", "pca", "lora",
                "train", "eval", "comm", "checkpoint", "tasks"});
-  top.read_choice("method", c.method, kMethods);
+  read_method(top, c.method);
   top.read_choice("setting", c.setting, kSettings);
   top.read("seed", c.seed, std::uint64_t{0});
   top.read("reuse_threshold", c.reuse_threshold, kUnitClosed);
@@ -275,7 +283,7 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   Section model(problems, top.get("model"), "model",
                 {"path", "tokenizer", "dtype", "device", "sharding"});
   read_model(model, c.model);
-  if (c.method == "full" && c.model.sharding == "layer")
+  if (c.trains_weights() && c.model.sharding == "layer")
     model.fail("sharding", "method full trains the weights themselves and cannot shard them; "
                            "use sharding: none (the baseline is plain data parallel)");
   Section(problems, top.get("prompt"), "prompt", {"length"}).read("length", c.prompt.length, 1);
@@ -329,7 +337,7 @@ std::string to_yaml(const RunConfig& c) {
   auto begin = [&](const char* key) { out << YAML::Key << key << YAML::Value << YAML::BeginMap; };
 
   out << YAML::BeginMap;
-  str("method", c.method);
+  str("method", method_name(c.method));
   str("setting", c.setting);
   integer("seed", c.seed);
   num("reuse_threshold", c.reuse_threshold);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config_error.h"
+#include "config/method.h"
 
 namespace sparc {
 
@@ -95,7 +96,7 @@ struct TaskSpec {
 };
 
 struct RunConfig {
-  std::string method = "sparc";              // sparc | sparc+lora | prompt | lora | full
+  MethodId method = MethodId::kSparc;        // YAML: the method's name (config/method.h)
   std::string setting = "task-incremental";  // task-incremental | domain-incremental
   std::uint64_t seed = 0;
   double reuse_threshold = 0.8;
@@ -110,8 +111,11 @@ struct RunConfig {
   std::vector<TaskSpec> tasks;
   std::string source_path;  // the config file, for messages; not a setting
 
-  bool uses_lora() const { return method == "lora" || method == "sparc+lora"; }
-  bool uses_subspace() const { return method == "sparc" || method == "sparc+lora"; }
+  const MethodTraits& method_traits() const { return sparc::method_traits(method); }
+  bool uses_lora() const { return method_traits().lora != LoraKind::kNone; }
+  bool uses_subspace() const { return method_traits().prompt == PromptKind::kSubspace; }
+  bool per_task_prompt() const { return method_traits().prompt != PromptKind::kNone; }
+  bool trains_weights() const { return method_traits().trains_weights; }
 };
 
 // Equality of every setting; RunConfig::source_path is not compared.

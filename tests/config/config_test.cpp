@@ -113,7 +113,7 @@ tasks:
     verbalizer: {1: great, 0: terrible}
 )";
   RunConfig c = parse(yaml);
-  EXPECT_EQ(c.method, "sparc+lora");
+  EXPECT_EQ(c.method, MethodId::kSparcLora);
   EXPECT_EQ(c.setting, "domain-incremental");
   EXPECT_EQ(c.seed, 18446744073709551615ull);
   EXPECT_EQ(c.reuse_threshold, 0.75);
@@ -167,7 +167,7 @@ tasks:
 
 TEST(Config, DefaultsWhenOmitted) {
   RunConfig c = parse(kMinimal);
-  EXPECT_EQ(c.method, "sparc");
+  EXPECT_EQ(c.method, MethodId::kSparc);
   EXPECT_EQ(c.setting, "task-incremental");
   EXPECT_EQ(c.seed, 0u);
   EXPECT_EQ(c.reuse_threshold, 0.8);
@@ -510,7 +510,7 @@ TEST(Config, OverridesApplyBeforeValidation) {
   RunConfig c = parse(yaml, {"method=full", "train.lr=0.1", "lora.targets=[q, k, o]",
                              "tasks.0.name=x", "tasks[1].verbalizer.pos=great", "eval.batch_size=4",
                              "tasks.1.test=rel/s.jsonl", "seed=7", "seed=8", "model.tokenizer="});
-  EXPECT_EQ(c.method, "full");
+  EXPECT_EQ(c.method, MethodId::kFull);
   EXPECT_EQ(c.train.lr, 0.1);
   EXPECT_EQ(c.lora.targets, (std::vector<std::string>{"q", "k", "o"}));
   EXPECT_EQ(c.tasks[0].name, "x");
