@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
-#include "comm/agreement.h"
 #include "core/hash.h"
+#include "model/fingerprint.h"
 #include "test_util.h"
 
 namespace sparc {
