@@ -21,6 +21,7 @@
 #include "core/storage.h"
 #include "data/jsonl_reader.h"
 #include "formats/safetensors.h"
+#include "model/fingerprint.h"
 #include "model/model_loader.h"
 #include "tokenizer/tokenizer.h"
 
