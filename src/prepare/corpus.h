@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "data/prepare/dataset.h"
+#include "prepare/dataset.h"
 
 namespace sparc::prepare {
 

@@ -1,11 +1,11 @@
-#include "data/prepare/prepare.h"
+#include "prepare/prepare.h"
 
 #include "core/error.h"
 #include "core/file.h"
-#include "data/prepare/brown.h"
-#include "data/prepare/corpus.h"
-#include "data/prepare/sentiment.h"
-#include "data/prepare/wordnet.h"
+#include "prepare/brown.h"
+#include "prepare/corpus.h"
+#include "prepare/sentiment.h"
+#include "prepare/wordnet.h"
 
 namespace sparc::prepare {
 namespace {

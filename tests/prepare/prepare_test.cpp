@@ -1,6 +1,6 @@
 // The source parsers and split builders of `sparc prepare-data`, on small
 // hand-written fixtures in the formats of the real sources
-// (tests/data/prepare/fixtures/sources mirrors the layout of a sources directory).
+// (tests/prepare/fixtures/sources mirrors the layout of a sources directory).
 #include <algorithm>
 #include <map>
 #include <set>
@@ -8,17 +8,17 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "data/jsonl_reader.h"
-#include "data/prepare/brown.h"
-#include "data/prepare/prepare.h"
-#include "data/prepare/sentiment.h"
-#include "data/prepare/text.h"
-#include "data/prepare/wordnet.h"
+#include "prepare/brown.h"
+#include "prepare/prepare.h"
+#include "prepare/sentiment.h"
+#include "prepare/text.h"
+#include "prepare/wordnet.h"
 #include "test_util.h"
 
 namespace sparc::prepare {
 namespace {
 
-const std::string kFixtures = std::string(SPARC_SOURCE_DIR) + "/tests/data/prepare/fixtures/sources";
+const std::string kFixtures = std::string(SPARC_SOURCE_DIR) + "/tests/prepare/fixtures/sources";
 
 template <class F>
 std::string input_error_of(F&& f) {

@@ -12,14 +12,14 @@
 #include <sstream>
 
 #include "core/file.h"
-#include "data/prepare/prepare.h"
+#include "prepare/prepare.h"
 #include "test_util.h"
 
 namespace sparc::prepare {
 namespace {
 
 namespace fs = std::filesystem;
-const std::string kFixtures = std::string(SPARC_SOURCE_DIR) + "/tests/data/prepare/fixtures/sources";
+const std::string kFixtures = std::string(SPARC_SOURCE_DIR) + "/tests/prepare/fixtures/sources";
 
 std::map<std::string, std::string> files_under(const std::string& dir) {
   std::map<std::string, std::string> out;

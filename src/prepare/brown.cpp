@@ -1,4 +1,4 @@
-#include "data/prepare/brown.h"
+#include "prepare/brown.h"
 
 #include <dirent.h>
 
@@ -8,8 +8,8 @@
 
 #include "core/error.h"
 #include "core/file.h"
-#include "data/prepare/sources.h"
-#include "data/prepare/text.h"
+#include "prepare/sources.h"
+#include "prepare/text.h"
 
 namespace sparc::prepare {
 namespace {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "data/prepare/dataset.h"
+#include "prepare/dataset.h"
 
 namespace sparc::prepare {
 

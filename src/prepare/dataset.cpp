@@ -1,4 +1,4 @@
-#include "data/prepare/dataset.h"
+#include "prepare/dataset.h"
 
 #include <cstdio>
 #include <fstream>

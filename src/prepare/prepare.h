@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "data/prepare/dataset.h"
-#include "data/prepare/sources.h"
+#include "prepare/dataset.h"
+#include "prepare/sources.h"
 
 namespace sparc::prepare {
 

@@ -1,12 +1,12 @@
-#include "data/prepare/sentiment.h"
+#include "prepare/sentiment.h"
 
 #include <algorithm>
 #include <map>
 
 #include "core/error.h"
 #include "core/file.h"
-#include "data/prepare/sources.h"
-#include "data/prepare/text.h"
+#include "prepare/sources.h"
+#include "prepare/text.h"
 
 namespace sparc::prepare {
 

@@ -1,4 +1,4 @@
-#include "data/prepare/sources.h"
+#include "prepare/sources.h"
 
 #include <cstdlib>
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-namespace sparc::cli {
+namespace sparc::demo {
 
 const std::string& demo_pretrain_yaml();
 const std::string& demo_task_incremental_yaml();
@@ -16,4 +16,4 @@ const std::string& demo_domain_incremental_yaml();
 // (task-incremental BWT -0.06 to -0.09); 0.0003 learned without forgetting.
 inline constexpr const char* kDemoFullLr = "0.001";
 
-}  // namespace sparc::cli
+}  // namespace sparc::demo

@@ -1,4 +1,4 @@
-#include "data/prepare/text.h"
+#include "prepare/text.h"
 
 #include "core/hash.h"
 #include "core/random.h"

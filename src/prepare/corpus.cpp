@@ -1,9 +1,9 @@
-#include "data/prepare/corpus.h"
+#include "prepare/corpus.h"
 
 #include <unordered_set>
 
 #include "core/file.h"
-#include "data/prepare/text.h"
+#include "prepare/text.h"
 
 namespace sparc::prepare {
 

@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "data/prepare/dataset.h"
+#include "prepare/dataset.h"
 
 namespace sparc::prepare {
 
