@@ -61,4 +61,8 @@ std::vector<GpuIdentity> visible_gpus();
 // calling thread's current CUDA device and logs the choice.
 GpuChoice place_rank_on_gpu(int requested);
 
+// The ordinal of this process's last place_rank_on_gpu(), if any: the NCCL
+// communicator uses it, so the model and the collectives share one GPU.
+std::optional<int> placed_gpu();
+
 }  // namespace sparc

@@ -22,6 +22,8 @@
 namespace sparc {
 namespace {
 
+std::optional<int> g_placed;
+
 std::string host_name() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) != 0) return "unknown-host";
@@ -150,8 +152,11 @@ GpuChoice place_rank_on_gpu(int requested) {
     throw std::runtime_error(std::string("cudaSetDevice: ") +
                              cudaGetErrorString(cudaGetLastError()));
 #endif
+  g_placed = mine.ordinal;
   spdlog::info("device: {}", describe(mine));
   return mine;
 }
+
+std::optional<int> placed_gpu() { return g_placed; }
 
 }  // namespace sparc
