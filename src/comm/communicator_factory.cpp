@@ -72,6 +72,27 @@ std::string resolve_backend(const std::string& backend, bool model_on_cuda) {
   throw InputError("comm.backend", "'" + backend + "': expected auto, mpi or nccl");
 }
 
+std::string resolve_device(const std::string& device) {
+  if (device != "auto") return device;
+  return libtorch_has_cuda() && torch::cuda::device_count() > 0 ? "cuda" : "cpu";
+}
+
+std::string check_device_and_backend(const std::string& device, const std::string& backend) {
+  const std::string resolved = resolve_device(device);
+  const bool on_cuda = resolved.rfind("cuda", 0) == 0;
+  try {
+    if (on_cuda) require_cuda("model.device");
+    const std::string chosen = resolve_backend(backend, on_cuda);
+    // The MPI backend moves CPU tensors only.
+    if (on_cuda && chosen == "mpi")
+      throw InputError("comm.backend", "mpi carries CPU tensors only; model.device " + resolved +
+                                           " needs nccl (or auto)");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 std::unique_ptr<Communicator> make_communicator(const std::string& backend, bool model_on_cuda) {
   const std::string chosen = resolve_backend(backend, model_on_cuda);
   if (chosen == "mpi") return make_mpi_communicator();

@@ -34,6 +34,15 @@ void require_cuda(const std::string& where);
 // The same for the NCCL backend, which also needs SPARC_WITH_NCCL.
 void require_nccl(const std::string& where);
 
+// model.device as the run uses it: "auto" is "cuda" when this binary's
+// LibTorch has CUDA and a GPU is visible, else "cpu"; anything else is itself.
+std::string resolve_device(const std::string& device);
+
+// A run's device and backend checked before its start-up agreement: "" when
+// usable, else the one problem ("model.device: needs CUDA, ..." before any
+// backend problem, since the backend follows the device).
+std::string check_device_and_backend(const std::string& device, const std::string& backend);
+
 // Tests only: a backend name of their own whose factory returns a test
 // double, so a test can see which tags reach the selected communicator.
 // An empty factory removes the name. Not thread-safe; not for production use.

@@ -56,6 +56,28 @@ TEST(CommunicatorFactory, NcclOrCudaWithoutCudaLibTorchSaysWhatIsMissingAndHowTo
   }
 }
 
+TEST(CommunicatorFactory, AStartUpCheckReportsTheOneProblemOfDeviceAndBackend) {
+  EXPECT_EQ(check_device_and_backend("cpu", "auto"), "");
+  EXPECT_EQ(check_device_and_backend("cpu", "mpi"), "");
+  EXPECT_NE(check_device_and_backend("cpu", "gloo").find("expected auto, mpi or nccl"),
+            std::string::npos);
+  if (libtorch_has_cuda() && torch::cuda::device_count() > 0) {
+    EXPECT_EQ(resolve_device("auto"), "cuda");
+    EXPECT_NE(check_device_and_backend("cuda", "mpi").find("mpi carries CPU tensors only"),
+              std::string::npos);
+    return;
+  }
+  EXPECT_EQ(resolve_device("auto"), "cpu");  // no CUDA: auto stays on the CPU
+  EXPECT_EQ(check_device_and_backend("auto", "auto"), "");
+  EXPECT_EQ(check_device_and_backend("cpu", "nccl").rfind("comm.backend: needs", 0), 0u);
+  // The device's problem alone, not the backend's that follows from it.
+  for (const char* backend : {"auto", "nccl", "mpi"}) {
+    const std::string e = check_device_and_backend("cuda:1", backend);
+    EXPECT_EQ(e.rfind("model.device: needs", 0), 0u) << e;
+    EXPECT_EQ(e.find("comm.backend"), std::string::npos) << e;
+  }
+}
+
 TEST(CommunicatorFactory, LibTorchHasCudaExactlyWhenItsCudaLibraryIsLoaded) {
   // Independent evidence: a CUDA LibTorch maps libc10_cuda.so into the
   // process; Debian's CPU LibTorch (this machine) has none.
