@@ -18,6 +18,11 @@
 #
 # Environment: SPARC_ABORT_GRACE_S (default 5): seconds mpirun may take to
 # end the job after a rank's MPI_Abort before it is killed (a stalled host).
+# Passed on to every rank on every host (mpirun -x) when set here: NCCL_*,
+# CUDA_VISIBLE_DEVICES (the GPUs a host may use; rank.sh takes the local
+# rank's entry, and it sets the default GPU count), CUDA_DEVICE_ORDER,
+# CUDA_DEVICE_MAX_CONNECTIONS, CUDA_LAUNCH_BLOCKING, CUDA_MODULE_LOADING,
+# PYTORCH_CUDA_ALLOC_CONF.
 #
 # Every rank gets OMP_NUM_THREADS = OPENBLAS_NUM_THREADS =
 # max(1, cores per host / ranks per host) and, on GPU hosts, the GPU of its
@@ -29,7 +34,7 @@
 # when mpirun had to be killed after an MPI_Abort.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 hosts=()
 ranks_per_host=""
@@ -62,6 +67,10 @@ done
 [ $# -gt 0 ] || { echo "mpirun.sh: no sparc train arguments (at least --config FILE)" >&2; usage; }
 
 number() { [[ $2 =~ ^[0-9]+$ ]] || { echo "mpirun.sh: $1 must be a whole number, got '$2'" >&2; exit 2; }; }
+if [ -z "$gpus_per_host" ] && [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
+  IFS=, read -ra visible_gpus <<< "$CUDA_VISIBLE_DEVICES"
+  gpus_per_host=${#visible_gpus[@]}
+fi
 if [ -z "$gpus_per_host" ]; then
   gpus_per_host=0
   if command -v nvidia-smi >/dev/null; then
@@ -121,6 +130,9 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 cmd=(mpirun -np "$np" --host "$host_list" --bind-to none
      -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS -x SPARC_GPUS_PER_HOST -x SPARC_TERM_VIA)
+# NCCL's and CUDA's settings reach the ranks on other hosts only through -x.
+gpu_env=$(compgen -e | grep -E '^(NCCL_[A-Z0-9_]+|CUDA_VISIBLE_DEVICES|CUDA_DEVICE_ORDER|CUDA_DEVICE_MAX_CONNECTIONS|CUDA_LAUNCH_BLOCKING|CUDA_MODULE_LOADING|PYTORCH_CUDA_ALLOC_CONF)$' | sort || true)
+for name in $gpu_env; do cmd+=(-x "$name"); done
 # More ranks than cores: let Open MPI place them and yield when idle.
 [ "$ranks_per_host" -le "$cores_per_host" ] || cmd+=(--oversubscribe)
 cmd+=("${mpirun_args[@]}" "$here/rank.sh" "$sparc" train "${train_args[@]}")

@@ -90,7 +90,8 @@ std::unique_ptr<Communicator> make_mpi_communicator();
 
 #ifdef SPARC_WITH_NCCL
 // NCCL over every rank of MPI_COMM_WORLD: rank 0's ncclUniqueId is broadcast
-// with MPI; the device is the local rank (or 0 when only one GPU is visible).
+// with MPI; the device is the one place_rank_on_gpu() chose, else the local
+// rank's (or 0 when only one GPU is visible).
 // CUDA tensors only (raw device pointers on the communicator's own stream).
 std::unique_ptr<Communicator> make_nccl_communicator();
 #endif

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "comm/comm_internal.h"
+#include "comm/device_placement.h"
 
 namespace sparc {
 namespace {
@@ -122,7 +123,9 @@ NcclCommunicator::NcclCommunicator() {
     local_rank_ = comm_detail::local_rank_of(mpi_comm_);
     int devices = 0;
     SPARC_CUDA(cudaGetDeviceCount(&devices));
-    device_ = devices == 1 ? 0 : local_rank_;
+    // The GPU device placement chose (place_rank_on_gpu), else its rule
+    // without the exchange: the only visible GPU, else the local rank's.
+    device_ = placed_gpu().value_or(devices == 1 ? 0 : local_rank_);
     if (device_ >= devices)
       throw std::runtime_error("nccl communicator: local rank " + std::to_string(local_rank_) +
                                " has no GPU (" + std::to_string(devices) + " visible)");

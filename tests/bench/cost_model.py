@@ -6,6 +6,7 @@ llama of any size on N ranks. `--check-json` compares its bytes against a
 
   /usr/bin/python3 tests/bench/cost_model.py            # the 7B / 70B tables
   /usr/bin/python3 tests/bench/cost_model.py --check-json LINE
+  /usr/bin/python3 tests/bench/cost_model.py --memory-table   # docs/launching.md
 """
 import argparse
 import json
@@ -71,13 +72,35 @@ def cost(m, ranks, seqs_per_rank, seq, wbytes=2, peak=990e12, mfu=0.4, bw_intra=
     return out
 
 
+def memory_table(seq):
+    """Per-GPU memory with layer sharding, bf16 weights, at 1 and 4 sequences
+    of `seq` tokens per rank; the trainable state (sparc: P x k = 2000 f32
+    parameters, their gradient and two Adam moments) is 32 KB and left out."""
+    print("| model | nodes x GPUs | weights/GPU GB | gather buffers GB | activations GB, 1 / 4 seqs "
+          "| total GB, 1 / 4 seqs | fits 80 GB (4 seqs) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ["7B", "70B"]:
+        for nodes in [1, 2, 4, 8]:
+            one = cost(MODELS[name], nodes * 8, 1, seq)
+            four = cost(MODELS[name], nodes * 8, 4, seq)
+            print(f"| {name} | {nodes} x 8 | {four['weights_gb']:.2f} | {four['gather_buffers_gb']:.2f} | "
+                  f"{one['activations_gb']:.1f} / {four['activations_gb']:.1f} | "
+                  f"{one['memory_per_rank_gb']:.1f} / {four['memory_per_rank_gb']:.1f} | "
+                  f"{'yes' if four['memory_per_rank_gb'] < 80 else 'no'} |")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check-json", help="a `sparc bench step --json` line of configs/bench-d512.yaml")
     p.add_argument("--seq", type=int, default=2048)
     p.add_argument("--seqs-per-rank", type=int, default=4)
+    p.add_argument("--memory-table", action="store_true",
+                   help="per-GPU memory of 7B and 70B on 1-8 nodes of 8 GPUs (docs/launching.md)")
     a = p.parse_args()
+    if a.memory_table:
+        memory_table(a.seq)
+        return
     if a.check_json:
         r = json.loads(a.check_json)
         m = MODELS["d512"]

@@ -65,6 +65,20 @@ out=$("$launcher" --dry-run --sparc "$work/sparc-resume" -n 3 --gpus-per-host 2 
   && fail "3 ranks on 2 GPUs accepted: $out"
 expect "ranks > GPUs refused" "$out" "3 ranks per host but 2 GPU(s)"
 
+# NCCL's and CUDA's environment reaches every host's ranks (-x); the GPUs
+# per host default to CUDA_VISIBLE_DEVICES's count; unrelated variables stay.
+out=$(NCCL_DEBUG=INFO NCCL_SOCKET_IFNAME=eth0 CUDA_VISIBLE_DEVICES=3,5 PYTORCH_CUDA_ALLOC_CONF=x \
+      NCCLX=1 "$launcher" --dry-run --sparc "$work/sparc-resume" --cores-per-host 8 --config x 2>&1) \
+  || fail "dry run with NCCL variables failed: $out"
+expect "NCCL variables exported" "$out" "-x NCCL_DEBUG -x NCCL_SOCKET_IFNAME"
+expect "CUDA variables exported" "$out" "-x CUDA_VISIBLE_DEVICES "
+expect "allocator settings exported" "$out" "-x PYTORCH_CUDA_ALLOC_CONF "
+refuse "only NCCL_ names" "$out" "-x NCCLX"
+expect "GPUs from CUDA_VISIBLE_DEVICES" "$out" "SPARC_GPUS_PER_HOST=2 .*mpirun -np 2 "
+out=$(env -i PATH="$PATH" "$launcher" --dry-run --sparc "$work/sparc-resume" --gpus-per-host 0 \
+      --config x 2>&1) || fail "dry run failed: $out"
+refuse "nothing exported when unset" "$out" "-x NCCL_\|-x CUDA_"
+
 # Not root: no run-as-root variables (nobody can read this checkout and the stand-in).
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
   out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$launcher" --dry-run \

@@ -1,8 +1,9 @@
 """Loads sparc's PEFT export with Hugging Face `peft` (GPU machine, which has
 transformers and peft): builds a small random llama, trains sparc+lora on it
 with sparc (byte tokenizer), exports a task and checks that PeftModel loads
-both adapters with the exported values and runs a forward pass.
-Usage: peft_load.py SPARC_BINARY WORK_DIR"""
+both adapters with the exported values, and that its logits equal sparc's
+for the same adapter (tests/gpu/adapter_logits, f32 on the CPU).
+Usage: peft_load.py SPARC_BINARY ADAPTER_LOGITS_BINARY WORK_DIR"""
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
-sparc, work = sys.argv[1], sys.argv[2]
+sparc, adapter_logits, work = sys.argv[1], sys.argv[2], sys.argv[3]
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 base_dir = os.path.join(work, "base")
 torch.manual_seed(0)
@@ -33,6 +34,7 @@ subprocess.run([sparc, "export-peft", "--checkpoint", os.path.join(run_dir, "che
                 "--task", "mood", "--out", out], check=True)
 
 ids = torch.tensor([[1, 70, 80, 90]])
+report = {}
 for kind in ["prompt", "lora"]:
     base = LlamaForCausalLM.from_pretrained(base_dir)
     model = PeftModel.from_pretrained(base, os.path.join(out, kind))
@@ -46,7 +48,18 @@ for kind in ["prompt", "lora"]:
             key = name.replace(".weight", ".default.weight")
             assert key in state, f"{key} not in the PEFT model"
             assert torch.equal(state[key].cpu(), value), f"{key} differs"
-    logits = model(input_ids=ids).logits
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits.float()
     assert torch.isfinite(logits).all()
-    print(kind, "adapter loaded by peft:", len(saved), "tensors, logits", tuple(logits.shape))
-print(json.dumps({"peft_load": "ok"}))
+    sparc_out = json.loads(subprocess.run([adapter_logits, base_dir, os.path.join(out, kind), "cpu", "f32"]
+                                     + [str(i) for i in ids[0].tolist()], check=True,
+                                     capture_output=True, text=True).stdout)
+    sparc_logits = torch.tensor(sparc_out["logits"]).view(sparc_out["shape"])
+    assert tuple(sparc_logits.shape) == tuple(logits.shape), f"{kind}: shapes {sparc_logits.shape} vs {logits.shape}"
+    diff = (sparc_logits - logits).abs().max().item()
+    scale = logits.abs().max().item()
+    report[kind] = {"tensors": len(saved), "shape": list(logits.shape), "max_abs_diff": diff,
+                    "scale": scale}
+    print(kind, "adapter loaded by peft:", report[kind])
+    assert diff <= 1e-4 * scale, f"{kind}: peft and sparc logits differ by {diff} (scale {scale})"
+print(json.dumps({"peft_load": "ok", **report}))
