@@ -11,6 +11,7 @@ difference.
 import filecmp
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -24,6 +25,10 @@ def runs(root):
 
 
 def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    if shutil.which("h5diff") is None:
+        sys.exit("behaviour_compare.py: needs h5diff (apt-get install hdf5-tools)")
     a, b = sys.argv[1], sys.argv[2]
     problems, checked = [], 0
     ra, rb = runs(a), runs(b)

@@ -27,6 +27,14 @@ std::unique_ptr<Method> make_method(MethodId id) {
   return it->second();
 }
 
+void Method::train_adapters(LoraSet& adapters, Trainables& t) {
+  for (auto& [site, a] : adapters) {
+    t.lora_group.insert(t.lora_group.end(), {a->a, a->b});
+    t.names.push_back("lora." + site + ".a");
+    t.names.push_back("lora." + site + ".b");
+  }
+}
+
 TaskRecord Method::initial_record(const MethodContext&, std::size_t, const std::string& name,
                                   const Subspace& subspace, bool) const {
   TaskRecord r;

@@ -86,6 +86,10 @@ class Method {
 
  private:
   const MethodTraits& traits_;
+
+ protected:
+  // Adds every adapter of `adapters` to the LoRA group, named lora.<site>.a/b.
+  static void train_adapters(LoraSet& adapters, Trainables& t);
 };
 
 // The method of a run.

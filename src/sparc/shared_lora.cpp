@@ -16,11 +16,7 @@ class SharedLoraMethod : public Method {
 
   Trainables begin_task(TaskRecord&, LoraSet& shared, Transformer&) const override {
     Trainables t;
-    for (auto& [site, a] : shared) {
-      t.lora_group.insert(t.lora_group.end(), {a->a, a->b});
-      t.names.push_back("lora." + site + ".a");
-      t.names.push_back("lora." + site + ".b");
-    }
+    train_adapters(shared, t);
     t.adapters = &shared;
     return t;
   }

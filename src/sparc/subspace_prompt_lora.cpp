@@ -19,11 +19,7 @@ class SubspacePromptLoraMethod : public SubspacePromptMethod {
 
   Trainables begin_task(TaskRecord& r, LoraSet& shared, Transformer& model) const override {
     Trainables t = SubspacePromptMethod::begin_task(r, shared, model);
-    for (auto& [site, a] : r.lora) {
-      t.lora_group.insert(t.lora_group.end(), {a->a, a->b});
-      t.names.push_back("lora." + site + ".a");
-      t.names.push_back("lora." + site + ".b");
-    }
+    train_adapters(r.lora, t);
     return t;
   }
 

@@ -124,10 +124,14 @@ double routed_accuracy(RunContext& c, std::size_t j, std::int64_t* routed_right)
 
 }  // namespace
 
+bool routes_examples(const RunContext& c) {
+  return c.cfg.setting == "domain-incremental" && c.method->per_task();
+}
+
 std::vector<double> evaluate_row(RunContext& c, std::size_t i, std::int64_t* routed_right) {
   std::vector<double> row;
   const bool per_task = c.method->per_task();
-  const bool domain = c.cfg.setting == "domain-incremental" && per_task;
+  const bool domain = routes_examples(c);
   for (size_t j = 0; j < c.data.size(); ++j) {
     if (domain) {
       row.push_back(routed_accuracy(c, j, i + 1 == c.data.size() ? routed_right : nullptr));

@@ -33,6 +33,10 @@ std::vector<const EncodedExample*> pointers(const std::vector<EncodedExample>& x
 // the run's shared state alone).
 double accuracy_with(RunContext& c, std::size_t j, const TaskRecord* record);
 
+// Whether test examples are routed to a stored task (SPEC 1.7): the
+// domain-incremental setting with a method that keeps a prompt per task.
+bool routes_examples(const RunContext& c);
+
 // Row i of the accuracy matrix (SPEC 2), after task i. In the
 // domain-incremental setting with per-task methods, test examples are
 // routed; the routing hits of the last row are added to `routed_right`.

@@ -10,11 +10,14 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/run_config.h"
+#include "core/error.h"
 #include "data/task_encoder.h"
 #include "model/transformer.h"
 #include "sparc/method.h"
@@ -98,6 +101,11 @@ struct RunContext {
   // P token embeddings [P, D] (f64) sampled from task `task`'s training tokens.
   torch::Tensor sampled_token_embeddings(std::size_t task);
 };
+
+// Copies saved trained weights (method full) into the model; `missing`
+// makes the error for a weight the saved set lacks.
+void restore_weights(Transformer& model, const std::map<std::string, torch::Tensor>& saved,
+                     const std::function<InputError(const std::string& name)>& missing);
 
 // Inputs (run_inputs.cpp). Every rank reads and checks its inputs
 // (tokenizer, data, model); one agreement before any other collective, so

@@ -154,6 +154,17 @@ MethodContext RunContext::method_context() {
                        [this](std::size_t task) { return sampled_token_embeddings(task); }};
 }
 
+void restore_weights(Transformer& model, const std::map<std::string, torch::Tensor>& saved,
+                     const std::function<InputError(const std::string& name)>& missing) {
+  torch::NoGradGuard no_grad;
+  for (auto& [name, w] : model.named_weights()) {
+    auto it = saved.find(name);
+    if (it == saved.end()) throw missing(name);
+    auto target = w;
+    target.copy_(it->second);
+  }
+}
+
 void load_inputs(RunContext& c) {
   std::string error;
   try {

@@ -190,16 +190,10 @@ std::size_t restore_run(RunContext& c, RunResults& r, std::int64_t& routed_right
   for (const auto& e : st.library) c.library.push_back(from_checkpoint(c, e, false));
   c.shared_lora = adopt_lora(st.shared_lora, c.model->device(),
                              c.cfg.lora.alpha / c.cfg.lora.rank, c.cfg.lora.dropout, true);
-  if (c.cfg.trains_weights()) {
-    torch::NoGradGuard no_grad;
-    std::map<std::string, torch::Tensor> saved(st.weights.begin(), st.weights.end());
-    for (auto& [name, w] : c.model->named_weights()) {
-      auto it = saved.find(name);
-      if (it == saved.end()) throw InputError("checkpoint", "no trained weight '" + name + "'");
-      auto target = w;
-      target.copy_(it->second);
-    }
-  }
+  if (c.cfg.trains_weights())
+    restore_weights(*c.model, {st.weights.begin(), st.weights.end()}, [](const std::string& name) {
+      return InputError("checkpoint", "no trained weight '" + name + "'");
+    });
   r.accuracy = st.accuracy;
   r.zero_shot = st.zero_shot;
   r.test_sizes = st.test_sizes;

@@ -29,10 +29,6 @@ double routing_accuracy(const RunResults& r, std::int64_t routed_right) {
   return double(routed_right) / double(total);
 }
 
-bool routes(const RunContext& c) {
-  return c.cfg.setting == "domain-incremental" && c.method->per_task();
-}
-
 }  // namespace
 
 ContinualTrainer::ContinualTrainer(RunConfig config, std::string run_dir, Communicator* comm,
@@ -119,7 +115,7 @@ RunResults ContinualTrainer::run() {
                           "'; resume with --resume auto");
     }
   }
-  if (routes(c)) {
+  if (routes_examples(c)) {
     r.routing_accuracy = routing_accuracy(r, routed_right);
     spdlog::info("routing accuracy {:.4f}", r.routing_accuracy);
   }
@@ -184,22 +180,16 @@ RunResults ContinualTrainer::evaluate_saved() {
                                    c.cfg.lora.alpha / c.cfg.lora.rank);
   c.library = std::move(lib.tasks);
   c.shared_lora = std::move(lib.shared_lora);
-  if (c.cfg.trains_weights()) {
-    torch::NoGradGuard no_grad;
-    for (auto& [name, t] : c.model->named_weights()) {
-      auto saved = lib.weights.find(name);
-      if (saved == lib.weights.end())
-        throw InputError(path, "missing trained weight 'weights." + name + "'");
-      auto target = t;
-      target.copy_(saved->second);
-    }
-  }
+  if (c.cfg.trains_weights())
+    restore_weights(*c.model, lib.weights, [&](const std::string& name) {
+      return InputError(path, "missing trained weight 'weights." + name + "'");
+    });
   install_lora(*c.model, c.shared_lora);
   RunResults r;
   std::int64_t routed_right = 0;
   for (const auto& d : c.data) r.test_sizes.push_back(std::int64_t(d.test.size()));
   r.accuracy.push_back(evaluate_row(c, c.data.size() - 1, &routed_right));
-  if (routes(c)) r.routing_accuracy = routing_accuracy(r, routed_right);
+  if (routes_examples(c)) r.routing_accuracy = routing_accuracy(r, routed_right);
   return r;
 }
 

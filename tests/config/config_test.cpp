@@ -1,5 +1,6 @@
 #include "config/pretrain_config.h"
 #include "config/run_config.h"
+#include "config/minimal_config.h"
 
 #include <gtest/gtest.h>
 
@@ -13,15 +14,7 @@
 namespace sparc {
 namespace {
 
-// The smallest valid config (seven lines); errors are added above or below it.
-const std::string kMinimal =
-    "model:\n"
-    "  path: m\n"
-    "tasks:\n"
-    "  - name: a\n"
-    "    train: a/train.jsonl\n"
-    "    test: a/test.jsonl\n"
-    "    verbalizer: {neg: bad, pos: good}\n";
+const std::string& kMinimal = test::kMinimalConfig;
 
 RunConfig parse(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
   return parse_run_config(yaml, "x.yaml", "/cfg", overrides);

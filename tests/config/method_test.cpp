@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/run_config.h"
+#include "config/minimal_config.h"
 
 namespace sparc {
 namespace {
@@ -31,14 +32,7 @@ const std::vector<Expected> kSpec = {
     {MethodId::kFull, "full", PromptKind::kNone, LoraKind::kNone, true},
 };
 
-const std::string kMinimal =
-    "model:\n"
-    "  path: m\n"
-    "tasks:\n"
-    "  - name: a\n"
-    "    train: a/train.jsonl\n"
-    "    test: a/test.jsonl\n"
-    "    verbalizer: {neg: bad, pos: good}\n";
+const std::string& kMinimal = test::kMinimalConfig;
 
 TEST(Method, TraitsMatchTheSpec) {
   ASSERT_EQ(all_methods().size(), kSpec.size());
