@@ -40,8 +40,11 @@ if [ "$what" = all ] || [ "$what" = fuzz ]; then
   done_phase "fuzz-build"
 
   phase "parser tests under ASan+UBSan (leak checking on) and fuzz input replay"
+  # Every test of this LibTorch-free build but the fuzzers themselves (label
+  # fuzz, next phase): unit, the real-source prepare cases (integration) and
+  # the replays (fuzz-replay).
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -L 'unit|fuzz-replay' || failed=1
+    ctest --test-dir build-fuzz --output-on-failure -j "$jobs" -LE '^fuzz$' || failed=1
   done_phase "parser-tests"
 
   phase "fuzzers, ${SPARC_FUZZ_SECONDS:-30}s each"

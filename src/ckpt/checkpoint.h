@@ -22,31 +22,16 @@
 #include <utility>
 #include <vector>
 
-#include "train/config.h"
+#include "config/run_config.h"
+#include "sparc/task_record.h"
 
 namespace sparc {
 
 inline constexpr int kCheckpointFormatVersion = 1;
 
-struct CkptLora {
-  torch::Tensor a;  // [r, in] f32
-  torch::Tensor b;  // [out, r] f32
-};
-
-// One task of the library (or the task being trained).
-struct CkptTask {
-  std::string name;
-  torch::Tensor mu, basis, eigenvalues;  // f64: [D], [k, D], [k]
-  double explained_variance_ratio = 0;
-  torch::Tensor z, z_init;  // sparc methods: [P, k] f32; else undefined
-  torch::Tensor prompt;     // [P, D] f32; undefined: none
-  std::map<std::string, CkptLora> lora;  // "layers.<i>.<target>"
-  int reused_from = -1;                  // index into the library; -1: not reused
-  std::vector<double> similarities;      // against tasks 0..index-1, at initialisation
-  std::int64_t orth_directions = 0;
-  bool orth_capped = false;
-  double orth_residual = 0;
-};
+// Tasks are stored as TaskRecords (sparc/task_record.h), the schema the
+// trainer, library.safetensors and the PEFT export share; LoRA factors are
+// read back without scale or dropout (the run config's; see adopt_lora).
 
 // One trainable tensor's AdamW state, in the optimizer's parameter order.
 struct CkptParam {
@@ -61,7 +46,7 @@ struct TrainingState {
   std::uint64_t model_fingerprint = 0;
   std::string model_path, arch;
   std::int64_t dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0;
-  std::string method, setting;
+  std::string method, setting;  // serialised names (config/method.h)
   std::uint64_t seed = 0;
   std::int64_t world_size = 1;      // of the run that wrote it (information only)
   std::vector<std::string> tasks;   // the config's task names, in order
@@ -80,9 +65,9 @@ struct TrainingState {
   // Counter-based generators (SPEC 3): no stream state exists, only keys.
   std::map<std::string, std::uint64_t> rng_streams;
 
-  std::vector<CkptTask> subspaces;  // every task of the config: name, mu, basis, eigenvalues, ratio
-  std::vector<CkptTask> library;    // trained tasks
-  CkptTask current;                 // in_task: the task being trained
+  std::vector<TaskRecord> subspaces;  // every task of the config: name and subspace only
+  std::vector<TaskRecord> library;    // trained tasks
+  TaskRecord current;                // in_task: the task being trained
 
   // Optimizer (in_task): AdamW moments and step counts.
   std::vector<CkptParam> params;
@@ -91,7 +76,7 @@ struct TrainingState {
   std::int64_t bad_epochs = 0;
   std::vector<torch::Tensor> best_params;  // aligned with params; empty: none yet
 
-  std::map<std::string, CkptLora> shared_lora;                 // method lora
+  LoraSet shared_lora;                                         // method lora
   std::vector<std::pair<std::string, torch::Tensor>> weights;  // method full: every weight
 
   // Results so far.

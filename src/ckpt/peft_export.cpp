@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <set>
 
+#include "config/method.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "formats/safetensors.h"
@@ -61,15 +62,15 @@ std::string write_prompt(const TrainingState& st, const torch::Tensor& prompt, c
 // rows each): its separate adapters become one adapter on c_attn of rank
 // n * r (A stacked, B block-diagonal into the q/k/v row ranges), with alpha
 // scaled by n so the scale alpha / r is unchanged.
-void fuse_gpt2_qkv(const std::map<std::string, CkptLora>& lora, std::int64_t dim,
-                   std::map<std::string, CkptLora>& out, std::int64_t& fused_count) {
-  std::map<std::string, std::vector<std::pair<int, const CkptLora*>>> by_layer;
+void fuse_gpt2_qkv(const LoraSet& lora, std::int64_t dim, LoraSet& out,
+                   std::int64_t& fused_count) {
+  std::map<std::string, std::vector<std::pair<int, const LoraAdapter*>>> by_layer;
   for (const auto& [site, ad] : lora) {
     const auto dot = site.find_last_of('.');
     const std::string target = site.substr(dot + 1);
     const int part = target == "q" ? 0 : target == "k" ? 1 : target == "v" ? 2 : -1;
     if (part < 0) out[site] = ad;
-    else by_layer[site.substr(0, dot)].emplace_back(part, &ad);
+    else by_layer[site.substr(0, dot)].emplace_back(part, ad.get());
   }
   for (auto& [layer, parts] : by_layer) {
     std::sort(parts.begin(), parts.end());
@@ -81,17 +82,20 @@ void fuse_gpt2_qkv(const std::map<std::string, CkptLora>& lora, std::int64_t dim
       b.slice(0, parts[i].first * dim, (parts[i].first + 1) * dim).slice(1, i * r, (i + 1) * r)
           .copy_(parts[i].second->b);
     }
-    out[layer + ".qkv"] = {torch::cat(as, 0), b};
+    auto fused = std::make_shared<LoraAdapter>();
+    fused->a = torch::cat(as, 0);
+    fused->b = b;
+    out[layer + ".qkv"] = fused;
     fused_count = n;
   }
 }
 
-std::string write_lora(const TrainingState& st, const std::map<std::string, CkptLora>& adapters,
+std::string write_lora(const TrainingState& st, const LoraSet& adapters,
                        const std::string& dir) {
   const YAML::Node config = YAML::Load(st.config_yaml);
   const auto l = config["lora"];
   const double alpha = l["alpha"].as<double>();
-  std::map<std::string, CkptLora> lora = adapters;
+  LoraSet lora = adapters;
   std::int64_t fused = 0;
   if (st.arch == "gpt2") {
     lora.clear();
@@ -102,12 +106,12 @@ std::string write_lora(const TrainingState& st, const std::map<std::string, Ckpt
   std::int64_t r = 0;
   for (const auto& [site, ad] : lora) {
     const std::string path = hf_module_path(st.arch, site);
-    add_f32(w, "base_model.model." + path + ".lora_A.weight", ad.a);
-    add_f32(w, "base_model.model." + path + ".lora_B.weight", ad.b);
+    add_f32(w, "base_model.model." + path + ".lora_A.weight", ad->a);
+    add_f32(w, "base_model.model." + path + ".lora_B.weight", ad->b);
     targets.insert(leaf(path));
-    if (leaf(path) != "c_attn") r = ad.a.size(0);
+    if (leaf(path) != "c_attn") r = ad->a.size(0);
   }
-  if (r == 0 && fused > 0) r = lora.begin()->second.a.size(0) / fused;
+  if (r == 0 && fused > 0) r = lora.begin()->second->a.size(0) / fused;
   make_directories(dir);
   w.set_metadata("format", "pt");
   w.write(dir + "/adapter_model.safetensors");
@@ -165,7 +169,7 @@ std::string hf_module_path(const std::string& arch, const std::string& site) {
 
 std::vector<std::string> export_peft(const TrainingState& st, const std::string& task,
                                      const std::string& out_dir) {
-  const CkptTask* entry = nullptr;
+  const TaskRecord* entry = nullptr;
   std::string trained;
   for (const auto& t : st.library) {
     if (t.name == task) entry = &t;
@@ -175,18 +179,23 @@ std::vector<std::string> export_peft(const TrainingState& st, const std::string&
     throw InputError(task, "no finished task of that name in the checkpoint (finished: " +
                                (trained.empty() ? std::string("none") : trained) + ")");
   std::vector<std::string> written;
-  if (st.method == "sparc" || st.method == "prompt") {
-    written.push_back(write_prompt(st, entry->prompt, out_dir));
-  } else if (st.method == "sparc+lora") {
-    written.push_back(write_prompt(st, entry->prompt, out_dir + "/prompt"));
-    written.push_back(write_lora(st, entry->lora, out_dir + "/lora"));
-  } else if (st.method == "lora") {
-    // One adapter set trained through the sequence: the checkpoint's current one.
+  MethodId method;
+  if (!parse_method_name(st.method, &method))
+    throw InputError(task, "unknown method '" + st.method + "' in the checkpoint (known: " +
+                               method_names_list() + ")");
+  const MethodTraits& traits = method_traits(method);
+  // PEFT applies one adapter type per model: a prompt and per-task LoRA go
+  // into two adapters.
+  const bool prompt = traits.prompt != PromptKind::kNone;
+  const bool both = prompt && traits.lora == LoraKind::kPerTask;
+  if (prompt) written.push_back(write_prompt(st, entry->prompt, both ? out_dir + "/prompt" : out_dir));
+  if (traits.lora == LoraKind::kPerTask)
+    written.push_back(write_lora(st, entry->lora, both ? out_dir + "/lora" : out_dir));
+  if (traits.lora == LoraKind::kShared)  // one adapter set trained through the sequence
     written.push_back(write_lora(st, st.shared_lora, out_dir));
-  } else {
+  if (written.empty())
     throw InputError(task, "method '" + st.method +
                                "' trains the model's own weights: there is no adapter to export");
-  }
   return written;
 }
 

@@ -41,8 +41,8 @@ nlohmann::json summary(const std::string& path, const TrainingState& s) {
                                                                    : "pending";
     json t = {{"name", s.tasks[i]}, {"status", status}};
     if (i < s.subspaces.size())
-      t["explained_variance_ratio"] = s.subspaces[i].explained_variance_ratio;
-    const CkptTask* e = i < s.library.size() ? &s.library[i]
+      t["explained_variance_ratio"] = s.subspaces[i].subspace.explained_variance_ratio;
+    const TaskRecord* e = i < s.library.size() ? &s.library[i]
                         : status == "in progress" ? &s.current
                                                   : nullptr;
     if (e) {

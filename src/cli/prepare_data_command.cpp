@@ -6,7 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/prepare/prepare.h"
+#include "prepare/prepare.h"
 
 namespace sparc::cli {
 

@@ -8,7 +8,7 @@
 #include "core/file.h"
 #include "core/hash.h"
 #include "core/log.h"
-#include "train/config.h"
+#include "config/pretrain_config.h"
 #include "train/pretrain.h"
 
 namespace sparc::cli {

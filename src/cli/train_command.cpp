@@ -10,7 +10,7 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "data/jsonl_reader.h"
-#include "train/config.h"
+#include "config/run_config.h"
 #include "train/preflight.h"
 #include "train/trainer.h"
 
@@ -74,7 +74,7 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     agree_on_value(*comm, "config", fnv1a(to_yaml(cfg)));
     if (root) add_log_file(dir + "/log.txt", /*truncate=*/args->resume.empty());
     spdlog::info("sparc train: config {} method {} setting {} on {} rank(s) -> {}", args->config,
-                 cfg.method, cfg.setting, comm->size(), dir);
+                 method_name(cfg.method), cfg.setting, comm->size(), dir);
     ContinualTrainer trainer(cfg, dir, comm.get());
     if (!args->resume.empty()) trainer.resume(args->resume);
     trainer.run();

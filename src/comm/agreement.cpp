@@ -1,16 +1,9 @@
 #include "comm/agreement.h"
 
-#include <dirent.h>
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <vector>
 
 #include "core/error.h"
-#include "core/file.h"
-#include "core/hash.h"
 
 namespace sparc {
 namespace {
@@ -47,43 +40,6 @@ void agree_on_value(Communicator& comm, const std::string& what, std::uint64_t v
     throw AgreedError(what, "differs between ranks: rank(s) " + differ +
                                " disagree with rank 0 (every rank must run the same " + what +
                                ")");
-}
-
-std::uint64_t model_fingerprint(const std::string& path) {
-  auto file_part = [](const std::string& p, std::uint64_t h, bool whole_header) {
-    struct stat st {};
-    if (::stat(p.c_str(), &st) != 0) return h;
-    h = fnv1a(std::to_string(st.st_size), h);
-    std::ifstream in(p, std::ios::binary);
-    std::string head(256, '\0');
-    in.read(head.data(), 256);
-    head.resize(size_t(in.gcount()));
-    if (whole_header && head.size() >= 8) {  // safetensors: the whole JSON header
-      std::uint64_t n = 0;
-      std::memcpy(&n, head.data(), 8);
-      n = std::min<std::uint64_t>(n, 100u << 20);
-      std::string json(n, '\0');
-      in.seekg(8);
-      in.read(json.data(), std::streamsize(n));
-      json.resize(size_t(in.gcount()));
-      return fnv1a(json, h);
-    }
-    return fnv1a(head, h);
-  };
-  if (!is_directory(path)) return file_part(path, fnv1a("llama2c"), false);
-  std::uint64_t h = fnv1a("hf");
-  if (file_exists(path + "/config.json")) h = fnv1a(read_text_file(path + "/config.json"), h);
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(path.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.size() > 12 && n.compare(n.size() - 12, 12, ".safetensors") == 0) names.push_back(n);
-    }
-    ::closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  for (const auto& n : names) h = file_part(path + "/" + n, fnv1a(n, h), true);
-  return h;
 }
 
 }  // namespace sparc

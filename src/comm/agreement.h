@@ -2,7 +2,7 @@
 // one MAX all-reduce of error flags runs before any other collective, so a
 // file missing on one host stops all ranks with its message instead of
 // leaving the others waiting in a collective. Then the ranks compare
-// fingerprints (resolved config, base model).
+// fingerprints (of the resolved config, of the base model) as plain values.
 #pragma once
 
 #include <cstdint>
@@ -28,10 +28,5 @@ void agree_on_errors(Communicator& comm, const std::string& local_error);
 // Throws AgreedError on every rank when `value` differs between ranks, naming
 // `what` and the ranks that differ from rank 0.
 void agree_on_value(Communicator& comm, const std::string& what, std::uint64_t value);
-
-// A fingerprint of a base model without reading its weights: config.json and
-// every safetensors header and file size of a Hugging Face directory, or the
-// header and size of a llama2.c file.
-std::uint64_t model_fingerprint(const std::string& model_path);
 
 }  // namespace sparc

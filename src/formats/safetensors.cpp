@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -98,6 +99,13 @@ TensorInfo parse_entry(const std::string& name, const json& entry, std::uint64_t
                              dtype.get<std::string>() + " shape " + shape.dump() + " needs " +
                              std::to_string(nbytes));
   return t;
+}
+
+// The header length: the first 8 bytes, little-endian.
+std::uint64_t header_length(const std::uint8_t* first8) {
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | first8[i];
+  return n;
 }
 
 }  // namespace
@@ -226,6 +234,17 @@ SafetensorsHeader parse_safetensors_header(std::string_view text, std::uint64_t 
   return header;
 }
 
+std::string read_safetensors_header_text(const std::string& path, std::uint64_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  std::uint8_t length[8];
+  in.read(reinterpret_cast<char*>(length), 8);
+  if (in.gcount() != 8) return "";
+  std::string text(std::min(header_length(length), max_bytes), '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  text.resize(std::size_t(in.gcount()));
+  return text;
+}
+
 // ---- SafetensorsReader -----------------------------------------------------
 
 SafetensorsHeader parse_safetensors_file(const std::uint8_t* data, std::uint64_t size,
@@ -235,8 +254,7 @@ SafetensorsHeader parse_safetensors_file(const std::uint8_t* data, std::uint64_t
                      "file is " + std::to_string(size) +
                          " bytes, too short for a safetensors file (expected an 8-byte header "
                          "length, then the header)");
-  std::uint64_t header_len = 0;
-  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | data[i];  // little-endian
+  const std::uint64_t header_len = header_length(data);
   if (header_len > size - 8)
     throw InputError(where, "header length " + std::to_string(header_len) + " exceeds the " +
                                 std::to_string(size - 8) +

@@ -53,6 +53,12 @@ SafetensorsHeader parse_safetensors_file(const std::uint8_t* data, std::uint64_t
                                          const std::string& where,
                                          std::uint64_t* data_offset = nullptr);
 
+// The JSON header of a safetensors file as stored, neither parsed nor
+// checked: up to `max_bytes` of the bytes its 8-byte length announces, fewer
+// when the file ends first; empty when the file cannot be read or holds fewer
+// than 8 bytes. Never throws: for fingerprints of model files (model/fingerprint.h).
+std::string read_safetensors_header_text(const std::string& path, std::uint64_t max_bytes);
+
 class SafetensorsReader {
  public:
   explicit SafetensorsReader(const std::string& path);

@@ -18,10 +18,11 @@ void product(StepFlops& f, double m, double n, double k, bool a_grad, bool b_gra
 
 StepFlops training_step_flops(const ModelConfig& c, const StepShape& s) {
   StepFlops f;
-  const bool full = s.method == "full";
-  const bool lora = s.method == "lora" || s.method == "sparc+lora";
-  const bool prompt = s.method != "lora" && s.method != "full" && s.prompt_len > 0;
-  const bool subspace = s.method == "sparc" || s.method == "sparc+lora";
+  const MethodTraits& method = method_traits(s.method);
+  const bool full = method.trains_weights;
+  const bool lora = method.lora != LoraKind::kNone;
+  const bool prompt = method.prompt != PromptKind::kNone && s.prompt_len > 0;
+  const bool subspace = method.prompt == PromptKind::kSubspace;
   const double B = double(s.batch), S = double(s.positions), M = B * S;
   const double D = double(c.dim), F = double(c.ffn_dim), H = double(c.n_heads);
   const double hd = double(c.head_dim), Q = double(c.q_dim()), KV = double(c.kv_dim());

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "config/method.h"
 #include "model/model_config.h"
 
 namespace sparc {
@@ -23,7 +24,7 @@ struct StepShape {
   std::int64_t prompt_len = 0;  // P: soft-prompt positions (0: none)
   std::int64_t pca_k = 0;       // k: the sparc methods' prompt is Z [P, k] W [k, D] + mu
   std::int64_t classes = 2;     // the loss scores C class tokens at one position
-  std::string method = "sparc";  // sparc | sparc+lora | prompt | lora | full
+  MethodId method = MethodId::kSparc;
   std::vector<std::string> lora_targets;  // projections with an adapter (lora methods)
   std::int64_t lora_rank = 0;
   std::int64_t prompt_products = 1;  // how often Z W runs per step (once per micro-batch)

@@ -16,11 +16,14 @@ namespace sparc::report {
 std::string escape(std::string_view text);
 
 // The page for `runs`, grouped by setting (task-incremental first, then
-// domain-incremental, then any other), runs in the order given.
-std::string render_html(const std::vector<RunData>& runs);
+// domain-incremental, then any other), runs in the order given. Run
+// directories are named by their path relative to `report_dir`, the folder
+// the page is written into (as given in RunData::dir when empty).
+std::string render_html(const std::vector<RunData>& runs, const std::string& report_dir = "");
 
 // Loads every run directory (InputError on the first bad one) and writes
-// the page to `out_path`. What `sparc report` and `sparc demo` call.
+// the page to `out_path`, naming the runs relative to out_path's folder.
+// What `sparc report` and `sparc demo` call.
 void write_report(const std::vector<std::string>& run_dirs, const std::string& out_path);
 
 }  // namespace sparc::report

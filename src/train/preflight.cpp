@@ -123,7 +123,7 @@ std::vector<std::string> check_run_inputs(const RunConfig& c) {
 }
 
 std::uint64_t checkpoint_bytes_estimate(const RunConfig& c) {
-  if (c.method == "full") return std::max(kMinCheckpointBytes, 3 * model_bytes(c.model.path));
+  if (c.trains_weights()) return std::max(kMinCheckpointBytes, 3 * model_bytes(c.model.path));
   return kMinCheckpointBytes;
 }
 

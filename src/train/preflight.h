@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "train/config.h"
+#include "config/run_config.h"
 
 namespace sparc {
 
@@ -20,10 +20,11 @@ namespace sparc {
 // them. Empty when all is well.
 std::vector<std::string> check_run_inputs(const RunConfig& config);
 
-// About how many bytes one checkpoint of this run takes: for method full,
-// the weights and two optimizer moments (3x the model's files); for the
-// other methods, whose trainable state is small, a floor of 16 MiB. An
-// estimate from file sizes, not a bound; the model itself is not read.
+// About how many bytes one checkpoint of this run takes: for a method that
+// trains the weights (full), the weights and two optimizer moments (3x the
+// model's files); for the other methods, whose trainable state is small, a
+// floor of 16 MiB. An estimate from file sizes, not a bound; the model
+// itself is not read.
 std::uint64_t checkpoint_bytes_estimate(const RunConfig& config);
 
 // The run directory can be created and written (a file is created and

@@ -20,7 +20,9 @@
 #include "model/model_loader.h"
 #include "model/transformer.h"
 #include "tokenizer/tokenizer.h"
-#include "train/trainer.h"
+#include "train/gradient_reducer.h"
+#include "train/ranks.h"
+#include "train/schedule.h"
 
 namespace sparc {
 namespace {
@@ -188,15 +190,6 @@ ModelConfig model_config(const PretrainConfig& cfg, const Tokenizer& tok) {
   return c;
 }
 
-struct Ranks {
-  Communicator* comm;
-  int rank() const { return comm ? comm->rank() : 0; }
-  int world() const { return comm ? comm->size() : 1; }
-  void sum(torch::Tensor& t, CommTag tag) const {
-    if (world() > 1) comm->all_reduce(t, ReduceOp::kSum, tag);
-  }
-};
-
 // Mean loss per token over the validation windows, data parallel.
 double validation_loss(const Transformer& model, const Corpus& c, const PretrainConfig& cfg,
                        const Ranks& ranks, std::int64_t* tokens = nullptr) {
@@ -252,8 +245,8 @@ double pretrain_validation_loss(const PretrainConfig& cfg, const std::string& di
   return validation_loss(model, c, cfg, Ranks{nullptr});
 }
 
-PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
-  const Ranks ranks{comm};
+PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm, Communicator* control) {
+  const Ranks ranks{comm, control};
   const bool root = ranks.rank() == 0;
   const std::uint64_t fingerprint = data_fingerprint(cfg);
   const std::string key = to_yaml(cfg);
@@ -273,7 +266,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
       spdlog::warn("{}: unreadable, retraining", stamp_path(cfg.out));
     }
   }
-  if (ranks.world() > 1) comm->broadcast(cached, 0, CommTag::kControl);
+  ranks.from_root(cached, CommTag::kControl);
   if (cached.item<int>() == 1) {
     r.cached = true;
     if (root) {
@@ -299,7 +292,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
         if (error.rfind(cfg.source_path + ": ", 0) == 0) error.erase(0, cfg.source_path.size() + 2);
       }
     }
-    if (ranks.world() > 1) comm->broadcast(failed, 0, CommTag::kControl);
+    ranks.from_root(failed, CommTag::kControl);
     if (failed.item<int>() != 0) {
       if (root) throw AgreedError(cfg.source_path, error);
       throw AgreedError("rank 0", "could not train the tokenizer (see its log)");
@@ -363,21 +356,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
       loss.backward();
       loss_value = loss.item<double>();
     }
-    if (ranks.world() > 1) {  // every weight gradient in one buffer
-      std::vector<torch::Tensor> parts;
-      for (auto& p : params)
-        parts.push_back(p.grad().defined() ? p.grad().reshape(-1)
-                                           : torch::zeros({p.numel()}, torch::kFloat32));
-      auto flat = torch::cat(parts);
-      comm->all_reduce(flat, ReduceOp::kSum, CommTag::kGrad);
-      std::int64_t off = 0;
-      for (auto& p : params) {
-        auto g = flat.slice(0, off, off + p.numel()).view_as(p);
-        if (p.grad().defined()) p.mutable_grad().copy_(g);
-        else p.mutable_grad() = g.clone();
-        off += p.numel();
-      }
-    }
+    all_reduce_gradients(ranks, params);  // every weight gradient in one buffer
     if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, cfg.max_grad_norm);
     optimizer.step();
     const bool logged = (step + 1) % cfg.log_every == 0 || step + 1 == cfg.steps;
@@ -438,7 +417,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm) {
     if (!tokenizer_file.empty()) std::filesystem::remove_all(tokenizer_work_dir(cfg));
     spdlog::info("pretrain: wrote {}", cfg.out);
   }
-  if (ranks.world() > 1) comm->barrier(CommTag::kControl);
+  if (ranks.world() > 1) ranks.control_plane().barrier(CommTag::kControl);
   return r;
 }
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "comm/communicator.h"
-#include "train/config.h"
+#include "config/pretrain_config.h"
 
 namespace sparc {
 
@@ -23,7 +23,10 @@ struct PretrainResult {
 };
 
 // Every rank calls it with the same config; rank 0 writes the directory.
-PretrainResult pretrain(const PretrainConfig& config, Communicator* comm = nullptr);
+// `comm` carries gradients and validation sums, `control` (when given) the
+// cache decision and the final barrier (see train/ranks.h).
+PretrainResult pretrain(const PretrainConfig& config, Communicator* comm = nullptr,
+                        Communicator* control = nullptr);
 
 // The mean next-token loss (nats per token) of the model in `dir` on the
 // validation lines of `config` (single process), as pretrain() measures it.

@@ -19,6 +19,14 @@
 namespace sparc {
 namespace {
 
+// An adapter holding just its factors, as a checkpoint stores it.
+std::shared_ptr<LoraAdapter> factors(torch::Tensor a, torch::Tensor b) {
+  auto ad = std::make_shared<LoraAdapter>();
+  ad->a = std::move(a);
+  ad->b = std::move(b);
+  return ad;
+}
+
 const std::string kConfig =
     "model:\n"
     "  path: m.bin\n"
@@ -42,18 +50,18 @@ torch::Tensor values(std::vector<std::int64_t> shape, double start, torch::Dtype
   return t.div(7.0).sin().reshape(shape).to(dtype);
 }
 
-CkptTask task(const std::string& name, double seed) {
-  CkptTask t;
+TaskRecord task(const std::string& name, double seed) {
+  TaskRecord t;
   t.name = name;
-  t.mu = values({64}, seed, torch::kFloat64);
-  t.basis = values({16, 64}, seed + 1, torch::kFloat64);
-  t.eigenvalues = values({16}, seed + 2, torch::kFloat64);
-  t.explained_variance_ratio = 0.25 + seed / 1000;
+  t.subspace.mu = values({64}, seed, torch::kFloat64);
+  t.subspace.basis = values({16, 64}, seed + 1, torch::kFloat64);
+  t.subspace.eigenvalues = values({16}, seed + 2, torch::kFloat64);
+  t.subspace.explained_variance_ratio = 0.25 + seed / 1000;
   t.z = values({8, 16}, seed + 3);
   t.z_init = values({8, 16}, seed + 4);
   t.prompt = values({8, 64}, seed + 5);
-  t.lora["layers.0.q"] = {values({4, 64}, seed + 6), values({64, 4}, seed + 7)};
-  t.lora["layers.1.v"] = {values({4, 64}, seed + 8), values({16, 4}, seed + 9)};
+  t.lora["layers.0.q"] = factors(values({4, 64}, seed + 6), values({64, 4}, seed + 7));
+  t.lora["layers.1.v"] = factors(values({4, 64}, seed + 8), values({16, 4}, seed + 9));
   return t;
 }
 
@@ -114,19 +122,19 @@ void expect_same(const torch::Tensor& a, const torch::Tensor& b, const std::stri
   EXPECT_TRUE(torch::equal(a, b)) << what;  // bit for bit
 }
 
-void expect_same(const CkptTask& a, const CkptTask& b) {
+void expect_same(const TaskRecord& a, const TaskRecord& b) {
   EXPECT_EQ(a.name, b.name);
-  expect_same(a.mu, b.mu, a.name + " mu");
-  expect_same(a.basis, b.basis, a.name + " W");
-  expect_same(a.eigenvalues, b.eigenvalues, a.name + " eigenvalues");
-  EXPECT_EQ(a.explained_variance_ratio, b.explained_variance_ratio);
+  expect_same(a.subspace.mu, b.subspace.mu, a.name + " mu");
+  expect_same(a.subspace.basis, b.subspace.basis, a.name + " W");
+  expect_same(a.subspace.eigenvalues, b.subspace.eigenvalues, a.name + " eigenvalues");
+  EXPECT_EQ(a.subspace.explained_variance_ratio, b.subspace.explained_variance_ratio);
   expect_same(a.z, b.z, a.name + " Z");
   expect_same(a.z_init, b.z_init, a.name + " Z_init");
   expect_same(a.prompt, b.prompt, a.name + " prompt");
   ASSERT_EQ(a.lora.size(), b.lora.size());
   for (const auto& [m, l] : a.lora) {
-    expect_same(l.a, b.lora.at(m).a, m + " A");
-    expect_same(l.b, b.lora.at(m).b, m + " B");
+    expect_same(l->a, b.lora.at(m)->a, m + " A");
+    expect_same(l->b, b.lora.at(m)->b, m + " B");
   }
   EXPECT_EQ(a.reused_from, b.reused_from);
   EXPECT_EQ(a.similarities, b.similarities);
@@ -158,8 +166,8 @@ TEST(Checkpoint, FileRoundTripsEveryField) {
   EXPECT_EQ(r.rng_streams, s.rng_streams);
   ASSERT_EQ(r.subspaces.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
-    expect_same(r.subspaces[i].basis, s.subspaces[i].basis, "subspace W");
-    expect_same(r.subspaces[i].mu, s.subspaces[i].mu, "subspace mu");
+    expect_same(r.subspaces[i].subspace.basis, s.subspaces[i].subspace.basis, "subspace W");
+    expect_same(r.subspaces[i].subspace.mu, s.subspaces[i].subspace.mu, "subspace mu");
   }
   ASSERT_EQ(r.library.size(), 1u);
   expect_same(r.library[0], s.library[0]);
@@ -188,13 +196,13 @@ TEST(Checkpoint, SharedAdaptersAndWeightsRoundTrip) {
   const std::string path = test::make_temp_dir() + "/c.h5";
   TrainingState s = state(3);
   s.in_task = false;
-  s.shared_lora["layers.0.q"] = {values({4, 64}, 50), values({64, 4}, 51)};
+  s.shared_lora["layers.0.q"] = factors(values({4, 64}, 50), values({64, 4}, 51));
   s.weights = {{"layers.0.q.weight", values({64, 64}, 60)}, {"tok_embeddings", values({512, 64}, 61)}};
   write_checkpoint_file(path, s);
   const TrainingState r = read_checkpoint_file(path);
   EXPECT_FALSE(r.in_task);
   EXPECT_TRUE(r.params.empty());
-  expect_same(r.shared_lora.at("layers.0.q").a, s.shared_lora.at("layers.0.q").a, "shared A");
+  expect_same(r.shared_lora.at("layers.0.q")->a, s.shared_lora.at("layers.0.q")->a, "shared A");
   ASSERT_EQ(r.weights.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(r.weights[i].first, s.weights[i].first);

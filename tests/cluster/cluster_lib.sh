@@ -1,10 +1,12 @@
 # Shared by the cluster test scripts (CTest label `cluster`). Sourced after
 # `sparc` (the binary) and `root` (the project root) are set. Skips (exit 77,
-# CTest's SKIP_RETURN_CODE) without the shared model or without root; a
-# missing Debian package is a failure (scripts/setup.sh installs them).
+# CTest's SKIP_RETURN_CODE) without root; without the shared model too, but
+# under CI=true that is a failure (tests/skip_lib.sh); a missing Debian
+# package is a failure (scripts/setup.sh installs them).
+. "$(dirname "${BASH_SOURCE[0]}")/../skip_lib.sh"
 model="$root/../shared/models/aidreams260K/model.bin"
-if [ ! -f "$model" ]; then echo "skipped: shared data absent: $model"; exit 77; fi
-if [ "$(id -u)" -ne 0 ]; then echo "skipped: needs root (network namespaces, slurmd)"; exit 77; fi
+require_shared "$model"
+if [ "$(id -u)" -ne 0 ]; then skip_test "needs root (network namespaces, slurmd)"; fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 fail() { echo "FAIL: $*"; exit 1; }
 # The tiny three-task run, shortened to ~40 steps per task (~25 s on 2 ranks

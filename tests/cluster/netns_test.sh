@@ -26,8 +26,7 @@ reference=$4
 [ -s "$reference/results.json" ] || fail "no reference run in $reference (fixture cluster_reference)"
 command -v ip >/dev/null || fail "ip (iproute2) missing"
 if [ "$mode" = term ] && ! has_resume; then
-  echo "skipped: $sparc has no --resume (sparc train --help): no checkpoint on SIGTERM"
-  exit 77
+  skip_test "$sparc has no --resume (sparc train --help): no checkpoint on SIGTERM"
 fi
 
 state=$(mktemp -d /tmp/sparc-netns.XXXXXX)
@@ -128,8 +127,7 @@ echo "first part passed: SIG$signal ended the job in $took s (limit $limit s), e
 ended_in=$took
 
 if ! has_resume; then
-  echo "skipped: resume part: $sparc has no --resume (sparc train --help)"
-  exit 77
+  skip_test "resume part: $sparc has no --resume (sparc train --help)"
 fi
 echo "left on h1: $(ip netns pids "$(awk '$3 == "h1" {print $2}' "$state/hosts")" | xargs -r ps -o pid=,stat=,args= -p | cut -c1-100)"
 echo "left on h2: $(ip netns pids "$h2" | xargs -r ps -o pid=,stat=,args= -p | cut -c1-100)"

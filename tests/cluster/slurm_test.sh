@@ -18,8 +18,7 @@ reference=$4
 port=$5
 . "$(dirname "$0")/cluster_lib.sh"
 if [ "$mode" = requeue ] && ! has_resume; then
-  echo "skipped: $sparc has no --resume (sparc train --help), needed to resume a requeued job"
-  exit 77
+  skip_test "$sparc has no --resume (sparc train --help), needed to resume a requeued job"
 fi
 [ -s "$reference/results.json" ] || fail "no reference run in $reference (fixture cluster_reference)"
 for tool in sbatch squeue scontrol scancel slurmctld slurmd munged; do

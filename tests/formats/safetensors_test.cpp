@@ -307,6 +307,22 @@ TEST_F(SafetensorsTest, ReadElementsCopiesOnlyTheRequestedElements) {
   EXPECT_EQ(r.bytes_read(), 456u * 8 + 1000u * 8);
 }
 
+// ---- The header as stored (for fingerprints) -------------------------------------
+
+TEST_F(SafetensorsTest, HeaderTextIsTheStoredBytesUnchecked) {
+  const std::string header = R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}   )";
+  write_file(path("ok"), st_file(header, "xy"));
+  EXPECT_EQ(read_safetensors_header_text(path("ok"), 1000), header);
+  EXPECT_EQ(read_safetensors_header_text(path("ok"), 5), header.substr(0, 5));
+  // Not JSON, and a length past the end of the file: what is there, no error.
+  write_file(path("bad"), le64(1000) + "not json");
+  EXPECT_EQ(read_safetensors_header_text(path("bad"), 1u << 20), "not json");
+  write_file(path("short"), "1234567");
+  EXPECT_EQ(read_safetensors_header_text(path("short"), 100), "");
+  EXPECT_EQ(read_safetensors_header_text(path("absent"), 100), "");
+  EXPECT_EQ(read_safetensors_header_text(dir_, 100), "");  // a directory
+}
+
 // ---- Bad files ------------------------------------------------------------------
 
 TEST_F(SafetensorsTest, MissingFile) {

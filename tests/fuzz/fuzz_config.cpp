@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "fuzz_target.h"
-#include "train/config.h"
+#include "config/run_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string text(sparc::fuzz::as_text(data, size));

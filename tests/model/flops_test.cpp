@@ -20,7 +20,7 @@ ModelConfig tiny() {
   return c;
 }
 
-StepShape shape(const std::string& method) {
+StepShape shape(MethodId method) {
   StepShape s;
   s.batch = 1;
   s.positions = 3;
@@ -34,7 +34,7 @@ StepShape shape(const std::string& method) {
 // The loss: 2 * 1 * 2 * 4 = 16.
 
 TEST(StepFlops, SparcPromptNeedsInputGradientsOnlyFrozenWeightsGetNone) {
-  auto s = shape("sparc");
+  auto s = shape(MethodId::kSparc);
   s.prompt_len = 1;
   s.pca_k = 2;
   const auto f = training_step_flops(tiny(), s);
@@ -45,7 +45,7 @@ TEST(StepFlops, SparcPromptNeedsInputGradientsOnlyFrozenWeightsGetNone) {
 }
 
 TEST(StepFlops, LoraAloneSkipsGradientsBeforeTheFirstAdapter) {
-  auto s = shape("lora");
+  auto s = shape(MethodId::kLora);
   s.lora_targets = {"q"};
   s.lora_rank = 1;
   const auto f = training_step_flops(tiny(), s);
@@ -59,7 +59,7 @@ TEST(StepFlops, LoraAloneSkipsGradientsBeforeTheFirstAdapter) {
 }
 
 TEST(StepFlops, FullFineTuningAddsEveryWeightGradient) {
-  const auto f = training_step_flops(tiny(), shape("full"));
+  const auto f = training_step_flops(tiny(), shape(MethodId::kFull));
   EXPECT_DOUBLE_EQ(f.forward, 4 * 96 + 3 * 144 + 72 + 72 + 16);
   EXPECT_DOUBLE_EQ(f.backward, 2 * (4 * 96 + 3 * 144) + 2 * 72 + 2 * 72 + 2 * 16);
 }
@@ -67,7 +67,7 @@ TEST(StepFlops, FullFineTuningAddsEveryWeightGradient) {
 TEST(StepFlops, GroupedQueryAttentionAndBatchScale) {
   auto c = tiny();
   c.n_kv_heads = 1;  // k, v: [4 -> 2]: 2*3*4*2 = 48 each per sequence
-  auto s = shape("prompt");
+  auto s = shape(MethodId::kPrompt);
   s.prompt_len = 1;  // a plain prompt: no product of its own
   s.batch = 2;
   const auto f = training_step_flops(c, s);

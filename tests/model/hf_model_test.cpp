@@ -32,10 +32,10 @@ bool reference_python_available(std::string* why) {
   return true;
 }
 
-#define REQUIRE_REFERENCE()                                   \
-  do {                                                        \
-    std::string why;                                          \
-    if (!reference_python_available(&why)) GTEST_SKIP() << why; \
+#define REQUIRE_REFERENCE()                                        \
+  do {                                                             \
+    std::string why;                                               \
+    SPARC_REQUIRE(reference_python_available(&why), why);          \
   } while (0)
 
 // The reference cases, written once per test binary.

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -421,6 +422,32 @@ TEST(ReportWrite, WritesThePageAndRejectsABadRun) {
   const std::string e = input_error([&] { sparc::report::write_report({bad}, out + ".2"); });
   EXPECT_NE(e.find(bad + "/results.json"), std::string::npos) << e;
   EXPECT_FALSE(sparc::test::path_exists(out + ".2"));
+}
+
+// Runs are named by their path relative to the folder the page is written
+// into, not by the absolute path they were made under.
+TEST(ReportWrite, NamesRunsRelativeToTheReportFolder) {
+  const std::string dir = sparc::test::make_temp_dir();
+  const std::string run = dir + "/runs/x";
+  std::filesystem::create_directories(run);
+  std::ofstream(run + "/results.json") << kLoraResults;
+  auto page_of = [](const std::string& path) {
+    std::ifstream f(path);
+    return std::string((std::istreambuf_iterator<char>(f)), {});
+  };
+
+  sparc::report::write_report({run}, dir + "/report.html");
+  std::string page = page_of(dir + "/report.html");
+  EXPECT_NE(page.find("<p class=\"meta\">1 run: <code>runs/x</code>. "), std::string::npos);
+  EXPECT_NE(page.find("<td><code>runs/x</code></td></tr>"), std::string::npos);  // metrics table
+  EXPECT_EQ(page.find(dir), std::string::npos);
+
+  // A page in a sibling folder reaches the run through "..".
+  std::filesystem::create_directories(dir + "/pages");
+  sparc::report::write_report({run}, dir + "/pages/report.html");
+  page = page_of(dir + "/pages/report.html");
+  EXPECT_NE(page.find("1 run: <code>../runs/x</code>. "), std::string::npos);
+  EXPECT_EQ(page.find(dir), std::string::npos);
 }
 
 }  // namespace

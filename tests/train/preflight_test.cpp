@@ -82,7 +82,7 @@ TEST(Preflight, CheckpointEstimateScalesWithTheModelOnlyForFullTraining) {
   RunConfig c = valid_config(dir);
   std::filesystem::resize_file(c.model.path, 100u << 20);  // 100 MiB, sparse
   EXPECT_EQ(sparc::checkpoint_bytes_estimate(c), 16u << 20);
-  c.method = "full";
+  c.method = sparc::MethodId::kFull;
   EXPECT_EQ(sparc::checkpoint_bytes_estimate(c), 300u << 20);
   // A Hugging Face directory: its weight files count, nothing else.
   const std::string hf = dir + "/hf";

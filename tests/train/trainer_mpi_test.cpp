@@ -55,8 +55,7 @@ std::string shared_temp_dir() { return test::shared_temp_dir(*g_comm); }
 class DataParallel : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(DataParallel, TwoRanksMatchOneProcess) {
-  if (!test::path_exists(test::shared_dir() + "/models/aidreams260K/model.bin"))
-    GTEST_SKIP() << "shared data absent: aidreams260K";
+  SPARC_REQUIRE_SHARED("models/aidreams260K/model.bin");
   ASSERT_EQ(g_comm->size(), 2) << "run under mpirun -np 2";
   const Case c = parse(GetParam());
   const std::string dir = shared_temp_dir();

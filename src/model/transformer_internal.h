@@ -1,0 +1,31 @@
+// Internal to the transformer's source files (transformer*.cpp, linear.cpp):
+// the custom autograd operators it runs, behind plain functions so that their
+// autograd templates stay in model/transformer_ops.cpp. Not part of the API.
+#pragma once
+
+#include <torch/types.h>
+
+namespace sparc::model_detail {
+
+// Reductions (norms, softmax) and RoPE angles run in float32 at least, also
+// when activations are bf16; a float64 model (used by gradient checks) stays float64.
+torch::ScalarType compute_type(const torch::Tensor& x);
+
+// RMSNorm of x [..., D] with a frozen weight [D] (no weight gradient), as
+// Hugging Face computes it: in compute_type, cast back to x's dtype, times the weight.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// RoPE over whole heads, x * cos2 + swap_halves(x) * sin2, with cos2 = (cos,
+// cos) and sin2 = (-sin, sin); x [B, H, S, hd] -> a contiguous [B, H, S, hd].
+torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos2, const torch::Tensor& sin2);
+
+// softmax(q k^T * scale, masked by `blocked` [B, 1, Sq, Sk]) v over q [B, H, Sq, hd]
+// and k, v [B, H, Sk, hd]; causal when Sq == Sk.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& blocked, double scale);
+
+// x W^T for a frozen W [out, in], given its contiguous transpose W^T (no weight gradient).
+torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                            const torch::Tensor& weight_t);
+
+}  // namespace sparc::model_detail

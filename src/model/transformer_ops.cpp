@@ -1,0 +1,280 @@
+// The transformer's custom autograd operators: fewer passes over the
+// activations, and products laid out the way CPU BLAS runs fast, each with
+// its backward (model/transformer_internal.h declares their entry points).
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "model/softmax_kernels.h"
+#include "model/transformer_internal.h"
+
+namespace sparc::model_detail {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// RMSNorm with a frozen weight, as Hugging Face computes it (in float32 at
+// least, cast back to the activation dtype, times the weight) in fewer
+// passes over the activations than autograd's chain of eight operators:
+// forward: cast, squared norm, scale-and-cast, weight; backward (the weight
+// gets no gradient): dx = r g' - r^3 x mean(g' x), g' = g w, r = rsqrt(mean(x^2) + eps).
+struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, double eps) {
+    const auto ct = compute_type(x);
+    auto xf = x.to(ct);
+    const double d = double(x.size(-1));
+    auto rstd = torch::rsqrt(torch::linalg_vector_norm(xf, 2, {-1}, true, ct).square_().div_(d).add_(eps));
+    auto y = torch::empty(x.sizes(), x.options());
+    torch::mul_out(y, xf, rstd);  // rounded once into the activation dtype
+    ctx->save_for_backward({x, rstd, weight});
+    return y.mul_(weight);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& rstd = saved[1];
+    const auto& weight = saved[2];
+    const auto ct = compute_type(x);
+    auto xf = x.to(ct);
+    auto gw = (grads[0] * weight).to(ct);
+    auto c = (gw * xf).sum(-1, true).div_(double(x.size(-1))).mul_(rstd.pow(3));
+    // xf may be x itself (no cast for f32/f64 activations): never written to.
+    auto dx = gw.mul_(rstd).addcmul_(xf, c, -1);
+    return {dx.to(x.scalar_type()), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// The halves of each head swapped: (x1, x2) -> (x2, x1), as a new contiguous tensor.
+torch::Tensor swap_halves(const torch::Tensor& x) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({halves[1], halves[0]}, -1);
+}
+
+// RoPE on the two halves of each head, (x1, x2) -> (x1 cos - x2 sin,
+// x2 cos + x1 sin), written as x * cos2 + swap(x) * sin2 with cos2 = (cos,
+// cos) and sin2 = (-sin, sin) over the whole head (Geometry holds both).
+// Three passes over x instead of autograd's seven, and the output is a
+// contiguous [B, H, S, hd] whatever x's strides (x is a transposed view of
+// the projection), so attention needs no copy of it. Backward: the
+// transpose of the same map, dx = g * cos2 + swap(g * sin2).
+struct RopeFn : public torch::autograd::Function<RopeFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos2, const torch::Tensor& sin2) {
+    // In the promoted dtype, as the plain formula would be (under autocast x
+    // can be bf16 while the factors are f32).
+    const auto rt = torch::promote_types(x.scalar_type(), cos2.scalar_type());
+    const auto c = cos2.to(rt), s = sin2.to(rt);
+    ctx->saved_data["cos2"] = c;
+    ctx->saved_data["sin2"] = s;
+    ctx->saved_data["x_dtype"] = int64_t(x.scalar_type());
+    auto out = torch::empty(x.sizes(), x.options().dtype(rt).memory_format(at::MemoryFormat::Contiguous));
+    torch::mul_out(out, x, c);
+    return out.addcmul_(swap_halves(x).to(rt), s);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto cos2 = ctx->saved_data["cos2"].toTensor();
+    const auto sin2 = ctx->saved_data["sin2"].toTensor();
+    const auto x_dtype = static_cast<torch::ScalarType>(ctx->saved_data["x_dtype"].toInt());
+    const auto g = grads[0].to(cos2.scalar_type());
+    return {swap_halves(g * sin2).addcmul_(g, cos2).to(x_dtype), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// Whether the fused CPU softmax kernels take these scores.
+// SPARC_FUSED_SOFTMAX=0 keeps LibTorch's operators instead (for A/B benchmarks).
+bool fused_softmax(const torch::Tensor& scores) {
+  static const bool enabled = [] {
+    const char* env = std::getenv("SPARC_FUSED_SOFTMAX");
+    return !(env && std::string(env) == "0");
+  }();
+  return enabled && scores.device().is_cpu() && scores.is_contiguous() &&
+         (scores.scalar_type() == torch::kFloat32 || scores.scalar_type() == torch::kBFloat16);
+}
+
+// scores [B*H, rows, keys] (fused_softmax) <- masked softmax(scale * scores)
+// over keys, in place; blocked [B or 1, 1, rows, keys].
+void masked_softmax_(torch::Tensor& scores, const torch::Tensor& blocked, std::int64_t heads,
+                     double scale) {
+  TORCH_CHECK(blocked.size(1) == 1, "attention mask: one mask for all heads expected");
+  const auto mask = blocked.stride(3) == 1 ? blocked : blocked.contiguous();
+  const kernels::MaskLayout layout{reinterpret_cast<const std::uint8_t*>(mask.data_ptr<bool>()),
+                                   scores.size(1), heads, mask.size(0) == 1 ? 0 : mask.stride(0),
+                                   mask.stride(2)};
+  if (scores.scalar_type() == torch::kBFloat16)
+    kernels::masked_softmax_rows(reinterpret_cast<std::uint16_t*>(scores.data_ptr()),
+                                 scores.size(0) * scores.size(1), scores.size(2), layout, float(scale));
+  else
+    kernels::masked_softmax_rows(scores.data_ptr<float>(), scores.size(0) * scores.size(1),
+                                 scores.size(2), layout, float(scale));
+}
+
+// grad [B*H, rows, keys] of the probabilities p (same shape and dtype, both
+// fused_softmax) <- the gradient of the scaled scores, in place.
+void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale) {
+  const auto rows = grad.size(0) * grad.size(1), n = grad.size(2);
+  if (grad.scalar_type() == torch::kBFloat16)
+    kernels::softmax_backward_rows(reinterpret_cast<std::uint16_t*>(grad.data_ptr()),
+                                   reinterpret_cast<const std::uint16_t*>(p.data_ptr()), rows, n,
+                                   float(scale));
+  else
+    kernels::softmax_backward_rows(grad.data_ptr<float>(), p.data_ptr<float>(), rows, n,
+                                   float(scale));
+}
+
+// Attention softmax(q k^T * scale, masked) v over q, k, v [B, H, S, hd], with
+// every batched product laid out the way CPU BLAS runs fast: its second
+// operand contiguous, never a transposed view (LibTorch 1.13's bmm is several
+// times slower on a transposed second operand, which autograd's matmul
+// backward produces). Scores and softmax run in the compute type (f32 at
+// least); `blocked` [B, 1, S, S] marks masked pairs, and is causal: when
+// queries and keys are the same positions, the queries run in chunks of
+// about kQueryChunk rows and each chunk only meets the keys up to its last
+// row (the rest are masked anyway), which skips most of the masked half.
+// Backward recomputes nothing: it keeps the probabilities. On the CPU in
+// float32 and bfloat16, softmax and its backward are the fused row kernels
+// of model/softmax_kernels.h (one pass each, in place, computed in float32;
+// bfloat16 keeps bfloat16 probabilities); elsewhere LibTorch's operators in
+// the compute type.
+constexpr std::int64_t kQueryChunk = 128;
+
+struct AttentionFn : public torch::autograd::Function<AttentionFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q,
+                               const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& blocked, double scale) {
+    const auto B = q.size(0), H = q.size(1), S = q.size(2), hd = q.size(3), Sk = k.size(2);
+    auto q3 = q.reshape({B * H, S, hd}).contiguous();
+    auto k3 = k.reshape({B * H, Sk, hd}).contiguous();
+    auto v3 = v.reshape({B * H, Sk, hd}).contiguous();
+    auto kt = k3.transpose(1, 2).contiguous();  // [BH, hd, Sk]
+    const std::int64_t chunks = S == Sk ? std::max<std::int64_t>(1, (S + kQueryChunk / 2) / kQueryChunk) : 1;
+    std::vector<torch::Tensor> saved{q3, k3, v3}, outs;
+    std::vector<std::int64_t> bounds{0};
+    for (std::int64_t c = 1; c <= chunks; ++c) bounds.push_back(S * c / chunks);
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
+      const auto keys = chunks == 1 ? Sk : bounds[c + 1];
+      auto scores = torch::bmm(q3.narrow(1, r0, rows), kt.narrow(2, 0, keys));
+      const auto chunk_blocked = blocked.narrow(2, r0, rows).narrow(3, 0, keys);
+      torch::Tensor probs, p;  // in the compute type, and in q's dtype for P V
+      if (fused_softmax(scores)) {
+        masked_softmax_(scores, chunk_blocked, H, scale);  // in place, in scores' dtype
+        probs = p = scores;
+      } else {
+        scores = scores.to(compute_type(scores));
+        if (scale != 1.0) scores.mul_(scale);
+        scores.view({B, H, rows, keys})
+            .masked_fill_(chunk_blocked, -std::numeric_limits<double>::infinity());
+        probs = torch::softmax(scores, -1);
+        p = probs.to(q.scalar_type());  // the same tensor in f32
+      }
+      outs.push_back(torch::bmm(p, v3.narrow(1, 0, keys)));
+      saved.push_back(probs);
+      saved.push_back(p);  // kept, not converted again in backward
+    }
+    ctx->save_for_backward(saved);
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["bounds"] = bounds;
+    auto out = chunks == 1 ? outs[0] : torch::cat(outs, 1);
+    return out.view({B, H, S, hd});
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    // Backward runs without autocast (its state is per thread): under CPU
+    // autocast q, k, v and the gradient can differ in dtype, so all products
+    // run in q's dtype and each gradient returns in its input's dtype.
+    const auto& q3 = saved[0];
+    const auto dtype = q3.scalar_type();
+    const auto k3 = saved[1].to(dtype);
+    const auto v3 = saved[2].to(dtype);
+    const auto k_dtype = saved[1].scalar_type(), v_dtype = saved[2].scalar_type();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto bounds = ctx->saved_data["bounds"].toIntVector();
+    const auto chunks = std::int64_t(bounds.size()) - 1;
+    const auto BH = q3.size(0), S = q3.size(1), hd = q3.size(2), Sk = k3.size(1);
+    auto g = grads[0].reshape({BH, S, hd}).to(dtype).contiguous();
+    auto vt = v3.transpose(1, 2).contiguous();  // [BH, hd, Sk]
+    auto dk = torch::zeros_like(k3), dv = torch::zeros_like(v3);
+    std::vector<torch::Tensor> dqs;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const auto& probs = saved[3 + 2 * c];
+      const auto p = saved[4 + 2 * c].to(dtype);  // autocast may have left it in another dtype
+      const auto r0 = bounds[c], rows = bounds[c + 1] - r0;
+      const auto keys = chunks == 1 ? Sk : bounds[c + 1];
+      auto gc = g.narrow(1, r0, rows);
+      dv.narrow(1, 0, keys).baddbmm_(p.transpose(1, 2), gc);
+      auto dp = torch::bmm(gc, vt.narrow(2, 0, keys));
+      // Softmax backward; masked pairs have p = 0, so their gradient is 0.
+      torch::Tensor ds;
+      if (fused_softmax(dp) && fused_softmax(p)) {
+        softmax_backward_(dp, p, scale);
+        ds = dp;
+      } else {
+        dp = dp.to(probs.scalar_type());
+        ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type());
+        if (scale != 1.0) ds.mul_(scale);
+        ds = ds.to(dtype);
+      }
+      dqs.push_back(torch::bmm(ds, k3.narrow(1, 0, keys)));
+      dk.narrow(1, 0, keys).baddbmm_(ds.transpose(1, 2), q3.narrow(1, r0, rows));
+    }
+    auto dq = chunks == 1 ? dqs[0] : torch::cat(dqs, 1);
+    const auto shape = grads[0].sizes();
+    return {dq.view(shape), dk.view({shape[0], shape[1], Sk, hd}).to(k_dtype),
+            dv.view({shape[0], shape[1], Sk, hd}).to(v_dtype), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// y = x W^T for a frozen W with its transpose W^T kept contiguous: in bf16,
+// LibTorch's linear (a transposed second operand) runs at less than half the
+// speed of a plain product. Backward: dx = dy W, also a plain product; no
+// weight gradient (W is frozen).
+struct FrozenLinearFn : public torch::autograd::Function<FrozenLinearFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& weight_t) {
+    ctx->saved_data["w"] = weight;
+    auto sizes = x.sizes().vec();
+    sizes.back() = weight.size(0);
+    return torch::mm(x.reshape({-1, x.size(-1)}), weight_t).view(sizes);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto w = ctx->saved_data["w"].toTensor();
+    auto g = grads[0];
+    auto sizes = g.sizes().vec();
+    sizes.back() = w.size(1);
+    return {torch::mm(g.reshape({-1, g.size(-1)}), w).view(sizes), torch::Tensor(),
+            torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::ScalarType compute_type(const torch::Tensor& x) {
+  return torch::promote_types(x.scalar_type(), torch::kFloat32);
+}
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  return RmsNormFn::apply(x, weight, eps);
+}
+
+torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos2, const torch::Tensor& sin2) {
+  return RopeFn::apply(x, cos2, sin2);
+}
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& blocked, double scale) {
+  return AttentionFn::apply(q, k, v, blocked, scale);
+}
+
+torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                            const torch::Tensor& weight_t) {
+  return FrozenLinearFn::apply(x, weight, weight_t);
+}
+
+}  // namespace sparc::model_detail

@@ -1,0 +1,191 @@
+#include "train/evaluator.h"
+
+#include <cmath>
+#include <map>
+
+#include "core/file.h"
+#include "sparc/lora_sites.h"
+
+namespace sparc {
+
+torch::Tensor class_scores(RunContext& c, const std::vector<const EncodedExample*>& batch,
+                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels) {
+  auto& model = *c.model;
+  const std::int64_t B = std::int64_t(batch.size());
+  std::int64_t T = 0;
+  for (const auto* e : batch) T = std::max<std::int64_t>(T, std::int64_t(e->ids.size()));
+  auto tokens = torch::zeros({B, T}, torch::kLong);
+  auto valid = torch::zeros({B, T}, torch::kBool);
+  std::vector<std::int64_t> last(B);
+  auto tok_a = tokens.accessor<std::int64_t, 2>();
+  auto val_a = valid.accessor<bool, 2>();
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto& ids = batch[b]->ids;
+    for (size_t i = 0; i < ids.size(); ++i) tok_a[b][i] = ids[i], val_a[b][i] = true;
+    last[b] = std::int64_t(ids.size()) - 1;
+  }
+  const std::int64_t P = prefix.defined() ? prefix.size(0) : 0;
+  auto pos = torch::tensor(last, torch::kLong).add_(P).to(model.device());
+  auto h_last = model.prefixed_hidden_at(tokens, prefix, valid, pos);  // [B, D]
+  auto label_ids = torch::tensor(std::vector<std::int64_t>(labels.begin(), labels.end()),
+                                 torch::kLong).to(model.device());
+  auto w = model.output_embedding().index_select(0, label_ids);  // [C, D]
+  return torch::matmul(h_last, w.t()).to(torch::kFloat32);
+}
+
+std::int64_t count_correct(RunContext& c, const std::vector<const EncodedExample*>& all,
+                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels,
+                           bool shard, std::int64_t most) {
+  torch::NoGradGuard no_grad;
+  std::vector<const EncodedExample*> examples;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (!shard || c.mine(std::int64_t(i))) examples.push_back(all[i]);
+  std::int64_t correct = 0;
+  const size_t bs = size_t(c.cfg.eval.batch_size);
+  const std::int64_t batches = std::int64_t((examples.size() + bs - 1) / bs);
+  if (most < 0) most = c.most_passes(batches);
+  for (size_t i = 0; i < examples.size(); i += bs) {
+    std::vector<const EncodedExample*> batch(examples.begin() + i,
+                                             examples.begin() + std::min(examples.size(), i + bs));
+    auto pred = class_scores(c, batch, prefix, labels).argmax(1).cpu();
+    auto pa = pred.accessor<std::int64_t, 1>();
+    for (size_t b = 0; b < batch.size(); ++b) correct += pa[b] == batch[b]->label;
+  }
+  c.idle_passes(batches, most, c.model->config().n_layers);
+  if (shard) {
+    auto t = torch::tensor({correct}, torch::kInt64);
+    c.ranks.sum(t, CommTag::kEval);
+    correct = t.item<std::int64_t>();
+  }
+  return correct;
+}
+
+std::vector<const EncodedExample*> pointers(const std::vector<EncodedExample>& xs) {
+  std::vector<const EncodedExample*> out;
+  for (const auto& x : xs) out.push_back(&x);
+  return out;
+}
+
+double accuracy_with(RunContext& c, std::size_t j, const TaskRecord* record) {
+  if (record) install_lora(*c.model, record->lora);
+  auto n = count_correct(c, pointers(c.data[j].test), record ? record->prompt : torch::Tensor(),
+                         c.data[j].label_tokens);
+  if (record) install_lora(*c.model, c.shared_lora);
+  return double(n) / double(c.data[j].test.size());
+}
+
+namespace {
+
+int route_example(RunContext& c, const EncodedExample& e) {
+  std::vector<const Subspace*> candidates;
+  for (const auto& r : c.library) candidates.push_back(&r.subspace);
+  return route(pca_features(c, e), candidates);
+}
+
+// Domain-incremental (SPEC 1.7): each test example goes to the stored task
+// whose subspace reconstructs it best. Returns accuracy; counts routing hits.
+double routed_accuracy(RunContext& c, std::size_t j, std::int64_t* routed_right) {
+  const auto& test = c.data[j].test;
+  std::map<int, std::vector<const EncodedExample*>> groups;
+  std::int64_t right = 0, passes = 0;
+  for (size_t i = 0; i < test.size(); ++i)
+    passes += c.mine(std::int64_t(i)) && features_run_blocks(c, test[i]);
+  const std::int64_t most = c.most_passes(passes);
+  for (size_t i = 0; i < test.size(); ++i) {
+    if (!c.mine(std::int64_t(i))) continue;
+    int r = route_example(c, test[i]);
+    groups[r].push_back(&test[i]);
+    right += r == int(j);
+  }
+  c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
+  // Sharded, every rank visits every stored task with the most batches any rank has for it.
+  std::vector<std::int64_t> batches(c.library.size(), 0);
+  const auto bs = std::int64_t(c.cfg.eval.batch_size);
+  for (const auto& [r, xs] : groups) batches[r] = (std::int64_t(xs.size()) + bs - 1) / bs;
+  if (c.model->sharded()) {
+    auto t = torch::tensor(batches, torch::kInt64);
+    c.ranks.max(t, CommTag::kControl);
+    for (size_t r = 0; r < batches.size(); ++r) {
+      batches[r] = t[std::int64_t(r)].item<std::int64_t>();
+      if (batches[r] > 0) groups[int(r)];  // present, possibly empty here
+    }
+  }
+  std::int64_t correct = 0;
+  for (const auto& [r, xs] : groups) {
+    install_lora(*c.model, c.library[r].lora);
+    correct += count_correct(c, xs, c.library[r].prompt, c.data[j].label_tokens, false, batches[r]);
+  }
+  install_lora(*c.model, c.shared_lora);
+  auto counts = torch::tensor({correct, right}, torch::kInt64);
+  c.ranks.sum(counts, CommTag::kEval);
+  if (routed_right) *routed_right += counts[1].item<std::int64_t>();
+  return double(counts[0].item<std::int64_t>()) / double(test.size());
+}
+
+}  // namespace
+
+std::vector<double> evaluate_row(RunContext& c, std::size_t i, std::int64_t* routed_right) {
+  std::vector<double> row;
+  const bool per_task = c.method->per_task();
+  const bool domain = c.cfg.setting == "domain-incremental" && per_task;
+  for (size_t j = 0; j < c.data.size(); ++j) {
+    if (domain) {
+      row.push_back(routed_accuracy(c, j, i + 1 == c.data.size() ? routed_right : nullptr));
+    } else if (!per_task) {
+      row.push_back(accuracy_with(c, j, nullptr));  // shared state only: the current one
+    } else if (j <= i) {
+      row.push_back(accuracy_with(c, j, &c.library[j]));
+    } else {
+      // What task j would start from now (SPEC 2's forward transfer).
+      TaskRecord start = c.method->initial_record(c.method_context(), j, c.data[j].name,
+                                                  c.subspaces[j], false);
+      row.push_back(accuracy_with(c, j, &start));
+    }
+  }
+  return row;
+}
+
+double perplexity(RunContext& c) {
+  const auto& cfg = c.cfg;
+  std::vector<std::vector<std::int32_t>> texts;
+  if (!cfg.eval.ppl_text.empty()) {
+    std::string all = read_text_file(cfg.eval.ppl_text);
+    size_t start = 0;
+    while (start < all.size()) {
+      size_t end = all.find('\n', start);
+      if (end == std::string::npos) end = all.size();
+      if (end > start) {
+        auto ids = c.tok->encode_with_bos(all.substr(start, end - start));
+        if (ids.size() > size_t(cfg.train.max_length)) ids.resize(cfg.train.max_length);
+        texts.push_back(ids);
+      }
+      start = end + 1;
+    }
+  } else {
+    for (const auto& d : c.data)
+      for (const auto& e : d.test) texts.push_back(e.ids);
+  }
+  torch::NoGradGuard no_grad;
+  double nll = 0;
+  std::int64_t count = 0, passes = 0;
+  for (size_t i = 0; i < texts.size(); ++i) passes += texts[i].size() >= 2 && c.mine(std::int64_t(i));
+  const std::int64_t most = c.most_passes(passes);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto& ids = texts[i];
+    if (ids.size() < 2 || !c.mine(std::int64_t(i))) continue;
+    auto t = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0);
+    auto logits = c.model->forward(t).squeeze(0).to(torch::kFloat64).cpu();
+    auto logp = torch::log_softmax(logits.slice(0, 0, -1), -1);
+    auto target = t.squeeze(0).slice(0, 1).unsqueeze(1);
+    nll -= logp.gather(1, target).sum().item<double>();
+    count += target.size(0);
+  }
+  c.idle_passes(passes, most, c.model->config().n_layers);
+  auto totals = torch::tensor({nll, double(count)}, torch::kFloat64);
+  c.ranks.sum(totals, CommTag::kEval);
+  nll = totals[0].item<double>();
+  count = std::int64_t(totals[1].item<double>());
+  return count ? std::exp(nll / double(count)) : -1;
+}
+
+}  // namespace sparc

@@ -1,0 +1,45 @@
+// Evaluation (SPEC 1.6, 1.7, 2): class scores by verbalizer, accuracy of a
+// task with given parameters, routing in the domain-incremental setting,
+// rows of the accuracy matrix, and perplexity. Data parallel: each rank
+// scores its share and the counts are summed.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "train/run_context.h"
+
+namespace sparc {
+
+// Class scores [B, C] (f32): the logits of each class's token at the answer
+// position, after `prefix` ([P, D], or undefined for none).
+torch::Tensor class_scores(RunContext& c, const std::vector<const EncodedExample*>& batch,
+                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels);
+
+// Correct predictions among `examples` with one prefix and the installed
+// adapters. With `shard`, this rank scores its share and the counts are
+// summed over ranks; without, it scores exactly `examples`. `most` is the
+// number of batches the rank with the most runs (layer sharding keeps ranks
+// in step); -1: agree on it here.
+std::int64_t count_correct(RunContext& c, const std::vector<const EncodedExample*>& examples,
+                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels,
+                           bool shard = true, std::int64_t most = -1);
+
+std::vector<const EncodedExample*> pointers(const std::vector<EncodedExample>& xs);
+
+// Accuracy on task j's test split with the parameters of `record` (null:
+// the run's shared state alone).
+double accuracy_with(RunContext& c, std::size_t j, const TaskRecord* record);
+
+// Row i of the accuracy matrix (SPEC 2), after task i. In the
+// domain-incremental setting with per-task methods, test examples are
+// routed; the routing hits of the last row are added to `routed_right`.
+std::vector<double> evaluate_row(RunContext& c, std::size_t i, std::int64_t* routed_right);
+
+// Perplexity of the model as used for inference, on plain text: the
+// eval.ppl_text file (one text per line), else every task's test inputs.
+double perplexity(RunContext& c);
+
+}  // namespace sparc
