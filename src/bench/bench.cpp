@@ -12,6 +12,8 @@
 
 #include "bench/bench.h"
 #include "comm/agreement.h"
+#include "comm/communicator_factory.h"
+#include "comm/device_placement.h"
 #include "comm/communicator.h"
 #include "model/flops.h"
 #include "model/transformer.h"
@@ -30,24 +32,22 @@ double seconds_since(clock_type::time_point start) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
+// --backend through the one factory (src/comm/communicator_factory.h); the
+// device of the nccl backend is the GPU device placement chose.
 std::unique_ptr<Communicator> make_communicator(const std::string& backend) {
-  if (backend == "mpi") return make_mpi_communicator();
-  if (backend == "nccl") {
-#ifdef SPARC_WITH_NCCL
-    if (!torch::cuda::is_available())
-      throw InputError("--backend", "nccl needs a CUDA build of LibTorch and a GPU");
-    return make_nccl_communicator();
-#else
-    throw InputError("--backend", "this sparc was built without NCCL");
-#endif
-  }
-  throw InputError("--backend", "'" + backend + "': expected mpi or nccl");
+  if (backend != "mpi" && backend != "nccl")
+    throw InputError("--backend", "'" + backend + "': expected mpi or nccl");
+  const std::string problem = check_device_and_backend(backend == "nccl" ? "cuda" : "cpu", backend);
+  if (!problem.empty()) throw InputError("--backend", problem);
+  if (backend == "nccl") place_rank_on_gpu(-1);
+  return sparc::make_communicator(backend, backend == "nccl");
 }
 
 torch::Device backend_device(const Communicator& comm) {
   if (comm.backend() != "nccl") return torch::kCPU;
-  // The NCCL backend's rule: the local rank, or 0 when one GPU is visible.
-  return torch::Device(torch::kCUDA, torch::cuda::device_count() == 1 ? 0 : comm.local_rank());
+  // The GPU device placement chose for this rank (make_communicator placed it).
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(placed_gpu().value_or(
+                                         torch::cuda::device_count() == 1 ? 0 : comm.local_rank())));
 }
 
 // Times `iters` runs of fn, each after a barrier; returns the median over
@@ -293,13 +293,26 @@ int run_step_bench(const StepOptions& a) {
   } catch (const InputError& e) {
     error = e.what();
   }
+  if (error.empty()) error = check_device_and_backend(cfg.model.device, cfg.comm.backend);
   agree_on_errors(*comm, error);
   comm->set_timeout(cfg.comm.timeout_s);
   if (comm->rank() != 0) spdlog::set_level(spdlog::level::warn);
+  // MPI stays the control plane; comm.backend's communicator carries the step's data.
+  cfg.model.device = resolve_device(cfg.model.device);
+  const bool on_cuda = cfg.model.device.rfind("cuda", 0) == 0;
+  if (on_cuda) {
+    const auto colon = cfg.model.device.find(':');
+    place_rank_on_gpu(colon == std::string::npos ? -1
+                                                 : std::stoi(cfg.model.device.substr(colon + 1)));
+  }
+  std::unique_ptr<Communicator> data;
+  if (resolve_backend(cfg.comm.backend, on_cuda) != "mpi")
+    data = sparc::make_communicator(cfg.comm.backend, on_cuda);
+  if (data) data->set_timeout(cfg.comm.timeout_s);
   const torch::Dtype model_dtype = parse_model_dtype(cfg.model.dtype, "model.dtype");
   // The ceiling first, while nothing else is resident.
   const double peak = a.peak_gflops > 0 ? a.peak_gflops : gemm_gflops(*comm, model_dtype, 2048, 5, 1);
-  ContinualTrainer trainer(cfg, "", comm.get());
+  ContinualTrainer trainer(cfg, "", data ? data.get() : comm.get(), comm.get());
   ContinualTrainer::StepBench b;
   if (const char* trace = std::getenv("SPARC_PROFILE_TRACE")) {
     // A Chrome trace of every operator (PCA included), for finding where a

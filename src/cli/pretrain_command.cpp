@@ -41,7 +41,9 @@ void add_pretrain_command(CLI::App& app, std::vector<Command>& commands) {
     }
     agree_on_errors(*comm, error);
     agree_on_value(*comm, "config", fnv1a(to_yaml(cfg)));
-    PretrainResult r = pretrain(cfg, comm.get());
+    // Pretraining runs on the CPU (its config names no device or backend):
+    // MPI is both the data and the control plane.
+    PretrainResult r = pretrain(cfg, comm.get(), comm.get());
     if (!root) return kExitOk;
     nlohmann::json out = {{"out", r.out},
                           {"cached", r.cached},

@@ -5,6 +5,8 @@
 #include "ckpt/checkpoint.h"
 #include "cli/commands.h"
 #include "comm/agreement.h"
+#include "comm/communicator_factory.h"
+#include "comm/device_placement.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/file.h"
@@ -42,6 +44,8 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     // Preemption: SIGTERM/SIGINT finish the step, write a checkpoint, exit 75.
     install_stop_signal_handlers();
     // One process per rank under mpirun or srun; a single rank without.
+    // MPI is the control plane (agreement, arrival board, watchdog); the data
+    // plane (grad, pca, gather, eval) is comm.backend's, made after agreement.
     auto comm = make_mpi_communicator();
     const bool root = comm->rank() == 0;
     if (!root) spdlog::set_level(spdlog::level::warn);
@@ -55,6 +59,9 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
       cfg = load_run_config(args->config, args->sets);
       config_ok = true;
       problems = check_run_inputs(cfg);
+      const std::string device_problem =
+          check_device_and_backend(cfg.model.device, cfg.comm.backend);
+      if (!device_problem.empty()) problems.push_back(device_problem);
     } catch (const ConfigError& e) {
       problems = e.problems();
     } catch (const InputError& e) {
@@ -75,7 +82,18 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     if (root) add_log_file(dir + "/log.txt", /*truncate=*/args->resume.empty());
     spdlog::info("sparc train: config {} method {} setting {} on {} rank(s) -> {}", args->config,
                  method_name(cfg.method), cfg.setting, comm->size(), dir);
-    ContinualTrainer trainer(cfg, dir, comm.get());
+    cfg.model.device = resolve_device(cfg.model.device);
+    const bool on_cuda = cfg.model.device.rfind("cuda", 0) == 0;
+    if (on_cuda) {
+      const auto colon = cfg.model.device.find(':');
+      place_rank_on_gpu(colon == std::string::npos ? -1
+                                                   : std::stoi(cfg.model.device.substr(colon + 1)));
+    }
+    std::unique_ptr<Communicator> data;
+    if (resolve_backend(cfg.comm.backend, on_cuda) != "mpi")
+      data = make_communicator(cfg.comm.backend, on_cuda);
+    if (data) data->set_timeout(cfg.comm.timeout_s);
+    ContinualTrainer trainer(cfg, dir, data ? data.get() : comm.get(), comm.get());
     if (!args->resume.empty()) trainer.resume(args->resume);
     trainer.run();
     spdlog::info("results: {}/results.json", dir);

@@ -38,12 +38,12 @@ void read_model(Section s, ModelSection& m) {
   std::string device;
   if (s.read("device", device)) {
     std::size_t ordinal = 0;
-    bool ok = device == "cpu" || device == "cuda" ||
+    bool ok = device == "cpu" || device == "cuda" || device == "auto" ||
               (device.rfind("cuda:", 0) == 0 && parse_number(device.substr(5), ordinal));
     if (ok)
       m.device = device;
     else
-      s.fail("device", "expected cpu, cuda or cuda:N; got '" + device + "'");
+      s.fail("device", "expected cpu, cuda, cuda:N or auto; got '" + device + "'");
   }
   s.read_choice("sharding", m.sharding, kShardings);
 }

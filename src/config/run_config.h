@@ -18,7 +18,9 @@ struct ModelSection {
   std::string path;            // required: a Hugging Face directory or a llama2.c .bin
   std::string tokenizer;       // empty: the one beside the model; "bytes": the byte-level tokenizer
   std::string dtype = "f32";   // f32 | f16 | bf16
-  std::string device = "cpu";  // cpu | cuda | cuda:N
+  // cpu | cuda | cuda:N | auto (cuda when this LibTorch has it and a GPU is
+  // visible, else cpu). The default stays cpu: a run's device is never a guess.
+  std::string device = "cpu";
   std::string sharding = "none";  // none | layer: each rank keeps 1/N of every block (SPEC 3)
 };
 

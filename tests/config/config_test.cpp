@@ -301,7 +301,11 @@ TEST(Config, UnknownChoices) {
             "x.yaml:1: model.dtype: expected one of f32, f16, bf16; got 'fp16' (did you mean "
             "'f16'?)");
   EXPECT_EQ(problem("model: {path: m, device: gpu}\n" + kMinimal.substr(kMinimal.find("tasks:"))),
-            "x.yaml:1: model.device: expected cpu, cuda or cuda:N; got 'gpu'");
+            "x.yaml:1: model.device: expected cpu, cuda, cuda:N or auto; got 'gpu'");
+  // auto (issue 18) is a device choice the CLI resolves, not a problem.
+  EXPECT_EQ(parse("model: {path: m, device: auto}\n" + kMinimal.substr(kMinimal.find("tasks:")))
+                .model.device,
+            "auto");
   EXPECT_EQ(problem("pca: {source: hidden:x}\n" + kMinimal),
             "x.yaml:1: pca.source: expected embedding, mean or hidden:<layer> (layer >= 0); got "
             "'hidden:x'");
