@@ -119,6 +119,8 @@ void read_train(Section s, TrainSection& t) {
   s.read("val_fraction", t.val_fraction, kUnitHalfOpen);
   s.read("max_train_examples", t.max_train_examples, 0);
   s.read("max_bad_steps", t.max_bad_steps, 1);
+  s.read("deterministic", t.deterministic);
+  s.read("unit_size", t.unit_size, 1);
 }
 
 void read_verbalizer(Section& s, TaskSpec& task, Problems& problems) {
@@ -294,7 +296,8 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   read_train(Section(problems, top.get("train"), "train",
                      {"epochs", "batch_size", "grad_accum", "lr", "weight_decay", "warmup_steps",
                       "schedule", "max_grad_norm", "max_length", "early_stop_patience", "log_every",
-                      "lambda_orth", "val_fraction", "max_train_examples", "max_bad_steps"}),
+                      "lambda_orth", "val_fraction", "max_train_examples", "max_bad_steps",
+                      "deterministic", "unit_size"}),
              c.train);
   Section eval(problems, top.get("eval"), "eval", {"batch_size", "ppl_text", "max_examples"});
   eval.read("batch_size", c.eval.batch_size, 1);
@@ -383,6 +386,8 @@ std::string to_yaml(const RunConfig& c) {
   num("val_fraction", t.val_fraction);
   integer("max_train_examples", t.max_train_examples);
   integer("max_bad_steps", t.max_bad_steps);
+  out << YAML::Key << "deterministic" << YAML::Value << t.deterministic;
+  integer("unit_size", t.unit_size);
   out << YAML::EndMap;
   begin("eval");
   integer("batch_size", c.eval.batch_size);
@@ -443,7 +448,8 @@ bool operator==(const TrainSection& a, const TrainSection& b) {
   auto fields = [](const TrainSection& t) {
     return std::tie(t.epochs, t.batch_size, t.grad_accum, t.lr, t.weight_decay, t.warmup_steps,
                     t.schedule, t.max_grad_norm, t.max_length, t.early_stop_patience, t.log_every,
-                    t.lambda_orth, t.val_fraction, t.max_train_examples, t.max_bad_steps);
+                    t.lambda_orth, t.val_fraction, t.max_train_examples, t.max_bad_steps,
+                    t.deterministic, t.unit_size);
   };
   return fields(a) == fields(b);
 }

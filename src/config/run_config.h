@@ -61,6 +61,13 @@ struct TrainSection {
   double val_fraction = 0.1;   // held out of train when a task has no validation file
   int max_train_examples = 0;  // 0: all
   int max_bad_steps = 3;  // consecutive steps with a NaN/Inf gradient before the run stops
+  // Same bits at any world size (SPEC 3): a step's examples are cut into
+  // work units of unit_size examples, the same whatever the number of ranks,
+  // and dealt to the ranks; gradients, PCA sums, losses and perplexity add
+  // exactly (fixed point). false: a float all-reduce of each rank's sum
+  // (faster for `full`; results then depend on the world size).
+  bool deterministic = true;
+  int unit_size = 4;  // examples per work unit; a step uses at most batch_size*grad_accum/unit_size ranks
 };
 
 struct EvalSection {

@@ -304,6 +304,16 @@ void Section::read(const std::string& key, double& out, const Range& range) {
   out = v;
 }
 
+void Section::read(const std::string& key, bool& out) {
+  YAML::Node n = get(key);
+  if (!n.IsDefined()) return;
+  if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) {
+    out = n.Scalar() == "true";
+    return;
+  }
+  fail(key, "expected true or false, got " + describe(n));
+}
+
 bool Section::read(const std::string& key, std::string& out) {
   YAML::Node n = get(key);
   if (!n.IsDefined()) return false;

@@ -142,6 +142,8 @@ class Section {
     out = v;
   }
   void read(const std::string& key, double& out, const Range& range);
+  // true or false.
+  void read(const std::string& key, bool& out);
   // A string; an empty YAML value ("key:" or "~") is the empty string.
   // Returns whether `out` was set.
   bool read(const std::string& key, std::string& out);

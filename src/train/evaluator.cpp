@@ -1,8 +1,8 @@
 #include "train/evaluator.h"
 
 #include <cmath>
-#include <map>
 
+#include "comm/exact_sum.h"
 #include "core/file.h"
 #include "sparc/lora_sites.h"
 
@@ -34,30 +34,27 @@ torch::Tensor class_scores(RunContext& c, const std::vector<const EncodedExample
 }
 
 std::int64_t count_correct(RunContext& c, const std::vector<const EncodedExample*>& all,
-                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels,
-                           bool shard, std::int64_t most) {
+                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels) {
   torch::NoGradGuard no_grad;
-  std::vector<const EncodedExample*> examples;
-  for (size_t i = 0; i < all.size(); ++i)
-    if (!shard || c.mine(std::int64_t(i))) examples.push_back(all[i]);
+  // Fixed evaluation units (SPEC 3): eval.batch_size examples in the set's
+  // order, dealt round robin, so every example is scored in the same batch,
+  // with the same padding, whatever the world size.
+  const auto bs = std::int64_t(c.cfg.eval.batch_size), n = std::int64_t(all.size());
+  const std::int64_t units = (n + bs - 1) / bs;
+  std::int64_t mine = 0;
+  for (std::int64_t u = c.rank(); u < units; u += c.world()) ++mine;
+  const std::int64_t most = c.most_passes(mine);
   std::int64_t correct = 0;
-  const size_t bs = size_t(c.cfg.eval.batch_size);
-  const std::int64_t batches = std::int64_t((examples.size() + bs - 1) / bs);
-  if (most < 0) most = c.most_passes(batches);
-  for (size_t i = 0; i < examples.size(); i += bs) {
-    std::vector<const EncodedExample*> batch(examples.begin() + i,
-                                             examples.begin() + std::min(examples.size(), i + bs));
+  for (std::int64_t u = c.rank(); u < units; u += c.world()) {
+    std::vector<const EncodedExample*> batch(all.begin() + u * bs, all.begin() + std::min(n, (u + 1) * bs));
     auto pred = class_scores(c, batch, prefix, labels).argmax(1).cpu();
     auto pa = pred.accessor<std::int64_t, 1>();
-    for (size_t b = 0; b < batch.size(); ++b) correct += pa[b] == batch[b]->label;
+    for (size_t b = 0; b < batch.size(); ++b) correct += pa[std::int64_t(b)] == batch[b]->label;
   }
-  c.idle_passes(batches, most, c.model->config().n_layers);
-  if (shard) {
-    auto t = torch::tensor({correct}, torch::kInt64);
-    c.ranks.sum(t, CommTag::kEval);
-    correct = t.item<std::int64_t>();
-  }
-  return correct;
+  c.idle_passes(mine, most, c.model->config().n_layers);
+  auto t = torch::tensor({correct}, torch::kInt64);
+  c.ranks.sum(t, CommTag::kEval);
+  return t.item<std::int64_t>();
 }
 
 std::vector<const EncodedExample*> pointers(const std::vector<EncodedExample>& xs) {
@@ -84,42 +81,36 @@ int route_example(RunContext& c, const EncodedExample& e) {
 
 // Domain-incremental (SPEC 1.7): each test example goes to the stored task
 // whose subspace reconstructs it best. Returns accuracy; counts routing hits.
+// Routes are computed by the rank that holds the example and shared, so
+// every rank knows the groups and scores them in the same fixed units.
 double routed_accuracy(RunContext& c, std::size_t j, std::int64_t* routed_right) {
   const auto& test = c.data[j].test;
-  std::map<int, std::vector<const EncodedExample*>> groups;
-  std::int64_t right = 0, passes = 0;
+  std::int64_t passes = 0;
   for (size_t i = 0; i < test.size(); ++i)
     passes += c.mine(std::int64_t(i)) && features_run_blocks(c, test[i]);
   const std::int64_t most = c.most_passes(passes);
-  for (size_t i = 0; i < test.size(); ++i) {
-    if (!c.mine(std::int64_t(i))) continue;
-    int r = route_example(c, test[i]);
-    groups[r].push_back(&test[i]);
-    right += r == int(j);
-  }
+  auto routes = torch::zeros({std::int64_t(test.size())}, torch::kInt64);  // route + 1; 0 elsewhere
+  for (size_t i = 0; i < test.size(); ++i)
+    if (c.mine(std::int64_t(i))) routes[std::int64_t(i)] = route_example(c, test[i]) + 1;
   c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
-  // Sharded, every rank visits every stored task with the most batches any rank has for it.
-  std::vector<std::int64_t> batches(c.library.size(), 0);
-  const auto bs = std::int64_t(c.cfg.eval.batch_size);
-  for (const auto& [r, xs] : groups) batches[r] = (std::int64_t(xs.size()) + bs - 1) / bs;
-  if (c.model->sharded()) {
-    auto t = torch::tensor(batches, torch::kInt64);
-    c.ranks.max(t, CommTag::kControl);
-    for (size_t r = 0; r < batches.size(); ++r) {
-      batches[r] = t[std::int64_t(r)].item<std::int64_t>();
-      if (batches[r] > 0) groups[int(r)];  // present, possibly empty here
-    }
+  c.ranks.sum(routes, CommTag::kEval);
+  std::vector<std::vector<const EncodedExample*>> groups(c.library.size());
+  std::int64_t right = 0;
+  auto ra = routes.accessor<std::int64_t, 1>();
+  for (size_t i = 0; i < test.size(); ++i) {
+    const auto r = size_t(ra[std::int64_t(i)] - 1);
+    groups[r].push_back(&test[i]);
+    right += r == j;
   }
   std::int64_t correct = 0;
-  for (const auto& [r, xs] : groups) {
+  for (size_t r = 0; r < groups.size(); ++r) {
+    if (groups[r].empty()) continue;  // empty on every rank alike
     install_lora(*c.model, c.library[r].lora);
-    correct += count_correct(c, xs, c.library[r].prompt, c.data[j].label_tokens, false, batches[r]);
+    correct += count_correct(c, groups[r], c.library[r].prompt, c.data[j].label_tokens);
   }
   install_lora(*c.model, c.shared_lora);
-  auto counts = torch::tensor({correct, right}, torch::kInt64);
-  c.ranks.sum(counts, CommTag::kEval);
-  if (routed_right) *routed_right += counts[1].item<std::int64_t>();
-  return double(counts[0].item<std::int64_t>()) / double(test.size());
+  if (routed_right) *routed_right += right;
+  return double(correct) / double(test.size());
 }
 
 }  // namespace
@@ -170,7 +161,9 @@ double perplexity(RunContext& c) {
       for (const auto& e : d.test) texts.push_back(e.ids);
   }
   torch::NoGradGuard no_grad;
-  double nll = 0;
+  // One text per unit; the texts' log-likelihoods are added in text order
+  // (comm/exact_sum.h's slots), so the sum does not depend on the world size.
+  auto slots = torch::zeros({std::int64_t(texts.size())}, torch::kFloat64);
   std::int64_t count = 0, passes = 0;
   for (size_t i = 0; i < texts.size(); ++i) passes += texts[i].size() >= 2 && c.mine(std::int64_t(i));
   const std::int64_t most = c.most_passes(passes);
@@ -181,14 +174,14 @@ double perplexity(RunContext& c) {
     auto logits = c.model->forward(t).squeeze(0).to(torch::kFloat64).cpu();
     auto logp = torch::log_softmax(logits.slice(0, 0, -1), -1);
     auto target = t.squeeze(0).slice(0, 1).unsqueeze(1);
-    nll -= logp.gather(1, target).sum().item<double>();
+    slots[std::int64_t(i)] = -logp.gather(1, target).sum().item<double>();
     count += target.size(0);
   }
   c.idle_passes(passes, most, c.model->config().n_layers);
-  auto totals = torch::tensor({nll, double(count)}, torch::kFloat64);
-  c.ranks.sum(totals, CommTag::kEval);
-  nll = totals[0].item<double>();
-  count = std::int64_t(totals[1].item<double>());
+  const double nll = sum_in_unit_order(c.world() > 1 ? c.ranks.comm : nullptr, slots, CommTag::kEval);
+  auto counts = torch::tensor({count}, torch::kInt64);
+  c.ranks.sum(counts, CommTag::kEval);
+  count = counts.item<std::int64_t>();
   return count ? std::exp(nll / double(count)) : -1;
 }
 

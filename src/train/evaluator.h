@@ -1,7 +1,8 @@
 // Evaluation (SPEC 1.6, 1.7, 2): class scores by verbalizer, accuracy of a
 // task with given parameters, routing in the domain-incremental setting,
-// rows of the accuracy matrix, and perplexity. Data parallel: each rank
-// scores its share and the counts are summed.
+// rows of the accuracy matrix, and perplexity. Data parallel in fixed
+// units (SPEC 3): each rank scores the units dealt to it and the counts and
+// sums are exact, so results do not depend on the world size.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,14 +19,11 @@ namespace sparc {
 torch::Tensor class_scores(RunContext& c, const std::vector<const EncodedExample*>& batch,
                            const torch::Tensor& prefix, const std::vector<std::int32_t>& labels);
 
-// Correct predictions among `examples` with one prefix and the installed
-// adapters. With `shard`, this rank scores its share and the counts are
-// summed over ranks; without, it scores exactly `examples`. `most` is the
-// number of batches the rank with the most runs (layer sharding keeps ranks
-// in step); -1: agree on it here.
+// Correct predictions among `examples` (the same list on every rank) with
+// one prefix and the installed adapters: units of eval.batch_size examples
+// in list order, dealt round robin, counts summed over the ranks.
 std::int64_t count_correct(RunContext& c, const std::vector<const EncodedExample*>& examples,
-                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels,
-                           bool shard = true, std::int64_t most = -1);
+                           const torch::Tensor& prefix, const std::vector<std::int32_t>& labels);
 
 std::vector<const EncodedExample*> pointers(const std::vector<EncodedExample>& xs);
 

@@ -14,6 +14,7 @@
 #include "core/storage.h"
 #include "core/random.h"
 #include "comm/agreement.h"
+#include "comm/exact_sum.h"
 #include "sparc/lora_sites.h"
 #include "sparc/random_streams.h"
 #include "train/evaluator.h"
@@ -56,6 +57,108 @@ void log_step(RunContext& c, size_t t, std::int64_t step, std::int64_t total, do
     spdlog::info("task {}/{} '{}' step {}/{} loss {:.4f} lr {:.3g} {:.0f} tok/s ETA {}", t + 1,
                  c.data.size(), name, step + 1, total, loss, lr, tps, format_eta(eta));
   }
+}
+
+// What one optimizer step's work units leave behind.
+struct StepUnits {
+  bool finite = true;      // every rank's gradients were finite (the same answer on every rank)
+  double loss = 0;         // the step's loss; over every rank when `want_loss`, else this rank's share
+  std::int64_t tokens = 0;  // tokens of the step's examples, prompt included, over every rank
+};
+
+std::vector<torch::Tensor> unit_gradients(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> parts;
+  for (const auto& p : params)
+    parts.push_back(p.grad().defined() ? p.grad().reshape(-1).to(torch::kFloat32)
+                                       : torch::zeros({p.numel()}, p.options().dtype(torch::kFloat32)));
+  return parts;
+}
+
+// One optimizer step's examples (sample ids, in step order) in fixed work
+// units (SPEC 3): unit_size examples each, the same units whatever the
+// world size, dealt round robin; each unit is padded to its own longest
+// example, so its forward and backward have the same shapes on any rank.
+// Deterministic runs add the units' gradients exactly (comm/exact_sum.h);
+// otherwise each rank's float sum is all-reduced. Leaves the summed
+// gradient in `params`' grads.
+StepUnits run_step_units(RunContext& c, size_t t, std::int64_t step, const TaskRecord& entry,
+                         const std::vector<std::int64_t>& examples,
+                         const std::vector<std::int32_t>& labels, std::vector<torch::Tensor>& params,
+                         bool want_loss) {
+  const auto& cfg = c.cfg;
+  const auto& train = c.data[t].train;
+  const std::int64_t n = std::int64_t(examples.size()), size = cfg.train.unit_size;
+  const std::int64_t units = (n + size - 1) / size;
+  const bool exact = cfg.train.deterministic;
+  StepUnits out;
+  for (auto id : examples) out.tokens += std::int64_t(train[size_t(id)].ids.size()) + cfg.prompt.length;
+  std::vector<std::int64_t> segments;
+  for (const auto& p : params) segments.push_back(p.numel());
+  ExactSum sum(segments, units);
+  auto slots = torch::zeros({units}, torch::kFloat64);  // each unit's loss
+  for (auto& p : params)
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  const std::int64_t rounds = (units + c.world() - 1) / c.world();
+  for (std::int64_t r = 0; r < rounds; ++r) {
+    const std::int64_t u = r * c.world() + c.rank();
+    // Layer sharding: a rank without a unit in this round still joins the
+    // gathers of its peers' forward and backward.
+    if (u >= units) {
+      c.model->idle_pass(c.model->config().n_layers, true);
+      continue;
+    }
+    std::vector<const EncodedExample*> batch;
+    std::vector<std::int64_t> y;
+    DropoutKeys keys;
+    keys.base = random_key({cfg.seed, t, kDropoutStream, std::uint64_t(step)});
+    for (std::int64_t i = u * size; i < std::min(n, (u + 1) * size); ++i) {
+      const auto id = examples[size_t(i)];
+      batch.push_back(&train[size_t(id)]);
+      keys.sample_ids.push_back(id);
+      y.push_back(train[size_t(id)].label);
+    }
+    const torch::Tensor prefix = c.method->prefix(entry);
+    c.model->set_dropout(&keys);
+    auto scores = class_scores(c, batch, prefix, labels);
+    c.model->set_dropout(nullptr);
+    // Sum over the unit's examples / the step's count: units add to the
+    // step's mean whatever their number per rank.
+    auto loss = torch::nn::functional::cross_entropy(
+                    scores, torch::tensor(y, torch::kLong).to(scores.device()),
+                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                double(n);
+    loss.backward();
+    slots[u] = loss.item<double>();
+    if (exact) {
+      sum.add(torch::cat(unit_gradients(params)));
+      for (auto& p : params)
+        if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+  }
+  const bool fault = fault_point("step", ++c.steps_run, c.rank());  // SPARC_FAULT=nan@step:N
+  if (exact) {
+    if (fault) sum.poison();
+    auto total = sum.reduce(c.ranks.comm, CommTag::kGrad);
+    out.finite = total.defined();
+    std::int64_t offset = 0;
+    for (auto& p : params) {
+      if (!out.finite) break;
+      auto g = total.slice(0, offset, offset + p.numel()).view_as(p).to(p.options());
+      if (p.grad().defined()) p.mutable_grad().copy_(g);
+      else p.mutable_grad() = g;
+      offset += p.numel();
+    }
+  } else {
+    if (fault)
+      for (auto& p : params)
+        if (p.grad().defined()) p.mutable_grad().fill_(std::nan(""));
+    all_reduce_gradients(c.ranks, params);
+    out.finite = gradients_finite(params);
+  }
+  // The loss for the log: every unit's, added in unit order.
+  Communicator* control = want_loss && c.world() > 1 ? &c.ranks.control_plane() : nullptr;
+  out.loss = sum_in_unit_order(control, slots, CommTag::kControl);
+  return out;
 }
 
 }  // namespace
@@ -118,54 +221,16 @@ void train_task(RunContext& c, size_t t, TaskRecord& entry) {
       for (size_t g = 0; g < base_lrs.size(); ++g)
         optimizer.param_groups()[g].options().set_lr(
             scheduled_lr(tc.schedule, base_lrs[g], step, total, tc.warmup_steps));
-      optimizer.zero_grad();
       const std::int64_t first = s * per_step, stop = std::min(n, first + per_step);
-      double loss_value = 0;
-      std::int64_t step_tokens = 0;
-      for (std::int64_t m = first; m < stop; m += tc.batch_size) {
-        std::vector<const EncodedExample*> batch;
-        DropoutKeys keys;
-        keys.base = random_key({cfg.seed, t, kDropoutStream, std::uint64_t(step)});
-        for (std::int64_t i = m; i < std::min(stop, m + tc.batch_size); ++i) {
-          step_tokens += std::int64_t(train[order[i]].ids.size()) + cfg.prompt.length;
-          if (!c.mine(i, first)) continue;  // data parallel: this rank's share
-          batch.push_back(&train[order[i]]);
-          keys.sample_ids.push_back(order[i]);
-        }
-        const bool add_penalty = penalty && m == first && c.is_root();
-        // Layer sharding: a rank without examples in this micro-batch still
-        // joins the gathers of its peers' forward and backward.
-        if (batch.empty()) c.model->idle_pass(c.model->config().n_layers, true);
-        if (batch.empty() && !add_penalty) continue;
-        torch::Tensor prefix = method.prefix(entry);
-        if (batch.empty()) {  // rank 0 still adds the penalty (once over all ranks)
-          auto loss = penalty(entry);
-          loss.backward();
-          loss_value += loss.item<double>();
-          continue;
-        }
-        c.model->set_dropout(&keys);
-        auto scores = class_scores(c, batch, prefix, labels);
-        c.model->set_dropout(nullptr);
-        std::vector<std::int64_t> y;
-        for (const auto* e : batch) y.push_back(e->label);
-        // Sum over the step's examples / their count: the same gradient
-        // whatever the micro-batching (and, later, the world size).
-        auto loss = torch::nn::functional::cross_entropy(
-                        scores, torch::tensor(y, torch::kLong).to(scores.device()),
-                        torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
-                    double(stop - first);
-        if (add_penalty) loss = loss + penalty(entry);
-        loss.backward();
-        loss_value += loss.item<double>();
-      }
-      if (fault_point("step", ++c.steps_run, c.rank()))  // SPARC_FAULT=nan@step:N
-        for (auto& p : all_params)
-          if (p.grad().defined()) p.mutable_grad().fill_(std::nan(""));
-      all_reduce_gradients(c.ranks, all_params);
-      // A NaN or Inf on any rank is in the summed gradient on every rank:
-      // all skip the step together, and stop after max_bad_steps in a row.
-      if (!gradients_finite(all_params)) {
+      std::vector<std::int64_t> examples;
+      for (std::int64_t i = first; i < stop; ++i) examples.push_back(order[std::size_t(i)]);
+      const StepUnits u = run_step_units(c, t, step, entry, examples, labels, all_params,
+                                         is_logged(c, step, total));
+      const std::int64_t step_tokens = u.tokens;
+      double loss_value = u.loss;
+      if (!u.finite) {
+        // A NaN or Inf on any rank reached every rank: all skip the step
+        // together, and stop after max_bad_steps in a row.
         ++c.bad_steps_in_a_row;
         ++c.skipped_steps;
         spdlog::warn("task '{}' step {}: non-finite gradient, step skipped ({} in a row, {} "
@@ -180,10 +245,17 @@ void train_task(RunContext& c, size_t t, TaskRecord& entry) {
         continue;
       }
       c.bad_steps_in_a_row = 0;
-      if (c.world() > 1 && is_logged(c, step, total)) {  // the global loss, for the log only
-        auto l = torch::tensor({loss_value}, torch::kFloat64);
-        c.ranks.sum(l, CommTag::kControl);
-        loss_value = l.item<double>();
+      if (penalty) {
+        // The orthogonality penalty: the same on every rank, added once
+        // after the reduction.
+        auto loss = penalty(entry);
+        if (loss.requires_grad()) {
+          auto grads = torch::autograd::grad({loss}, all_params, {}, false, false, true);
+          torch::NoGradGuard no_grad;
+          for (size_t i = 0; i < all_params.size(); ++i)
+            if (grads[i].defined()) all_params[i].mutable_grad().add_(grads[i]);
+        }
+        loss_value += loss.item<double>();
       }
       if (tc.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(all_params, tc.max_grad_norm);
       optimizer.step();

@@ -2,6 +2,10 @@
 // shares of the training set (SPEC 3), and the features routing uses.
 #include <spdlog/spdlog.h>
 
+#include <cmath>
+#include <map>
+
+#include "comm/exact_sum.h"
 #include "core/error.h"
 #include "train/run_context.h"
 
@@ -29,6 +33,93 @@ torch::Tensor pca_features(RunContext& c, const EncodedExample& e) {
   return x;
 }
 
+namespace {
+
+// Examples per PCA unit: a fixed number, so the units (and so the sums) do
+// not depend on the world size.
+constexpr std::int64_t kPcaUnit = 16;
+// Features kept between the two passes below, per rank; past it the second
+// pass computes them again.
+constexpr std::int64_t kFeatureCacheBytes = std::int64_t(1) << 30;
+
+// sum(x), sum(x x^T) and n over the training set's vectors (`take`: how many
+// of each example's; -1 all), exact and order-free (SPEC 3): units of
+// kPcaUnit examples are dealt round robin, each unit's f64 sums become
+// fixed point with scales from one MAX of the largest |x| (a unit of m
+// vectors has |sum| <= m max and |sum x x^T| <= m max^2), and the integers
+// are added over the ranks.
+CovarianceAccumulator accumulate_exactly(RunContext& c, const std::vector<EncodedExample>& train,
+                                         const std::vector<std::int64_t>& take) {
+  const auto D = c.model->config().dim;
+  const std::int64_t n = std::int64_t(train.size());
+  const std::int64_t units = (n + kPcaUnit - 1) / kPcaUnit;
+  auto vectors = [&](std::int64_t i) -> std::int64_t {
+    const std::int64_t all = c.cfg.pca.source == "mean" ? (train[size_t(i)].input_ids.empty() ? 0 : 1)
+                                                        : std::int64_t(train[size_t(i)].input_ids.size());
+    return take[size_t(i)] < 0 ? all : std::min(all, take[size_t(i)]);
+  };
+  std::int64_t unit_vectors = 1;  // the most vectors in any unit (every rank knows it)
+  for (std::int64_t u = 0; u < units; ++u) {
+    std::int64_t m = 0;
+    for (std::int64_t i = u * kPcaUnit; i < std::min(n, (u + 1) * kPcaUnit); ++i) m += vectors(i);
+    unit_vectors = std::max(unit_vectors, m);
+  }
+  auto mine = [&](std::int64_t i) { return (i / kPcaUnit) % c.world() == c.rank(); };
+  auto features = [&](std::int64_t i) {
+    auto x = pca_features(c, train[size_t(i)]);
+    return take[size_t(i)] >= 0 ? x.slice(0, 0, take[size_t(i)]) : x;
+  };
+  std::int64_t passes = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    passes += mine(i) && take[size_t(i)] != 0 && features_run_blocks(c, train[size_t(i)]);
+
+  // Pass 1: the largest |x| (kept features spare pass 2 the forward).
+  std::map<std::int64_t, torch::Tensor> kept;
+  std::int64_t kept_bytes = 0;
+  bool keep = true;
+  double largest = 0;
+  std::int64_t most = c.most_passes(passes);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (!mine(i) || take[size_t(i)] == 0) continue;
+    auto x = features(i);
+    if (x.numel() > 0) largest = std::max(largest, x.abs().max().item<double>());
+    if (x.numel() > 0 && !std::isfinite(x.sum().item<double>())) largest = INFINITY;
+    kept_bytes += x.numel() * 8;
+    keep = keep && kept_bytes <= kFeatureCacheBytes;
+    if (keep) kept[i] = x;
+  }
+  if (!keep) kept.clear();
+  c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
+  auto m = torch::tensor({largest}, torch::kFloat64);
+  c.ranks.max(m, CommTag::kPca);
+  largest = m.item<double>();
+  if (!std::isfinite(largest))
+    throw InputError(c.cfg.source_path, "a PCA feature of the training set is not finite (NaN "
+                                         "or Inf in the model's outputs: check model.dtype and "
+                                         "the weights)");
+
+  // Pass 2: each unit's sums, converted as they are made.
+  const double mv = double(unit_vectors);
+  ExactSum sum({D, D * D, 1}, units, {mv * largest, mv * largest * largest, mv});
+  if (!keep) most = c.most_passes(passes);
+  for (std::int64_t u = c.rank(); u < units; u += c.world()) {
+    CovarianceAccumulator unit(D);
+    for (std::int64_t i = u * kPcaUnit; i < std::min(n, (u + 1) * kPcaUnit); ++i) {
+      if (take[size_t(i)] == 0) continue;
+      auto x = keep ? kept[i] : features(i);
+      if (x.size(0) > 0) unit.add(x);
+    }
+    sum.add(unit.pack());
+  }
+  if (!keep) c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
+  auto packed = sum.reduce(c.ranks.comm, CommTag::kPca);
+  CovarianceAccumulator acc(D);
+  acc.unpack(packed);
+  return acc;
+}
+
+}  // namespace
+
 void compute_subspaces(RunContext& c) {
   const auto& cfg = c.cfg;
   const auto D = c.model->config().dim;
@@ -45,21 +136,7 @@ void compute_subspaces(RunContext& c) {
         left -= take[i];
       }
     }
-    CovarianceAccumulator acc(D);
-    std::int64_t passes = 0;
-    for (size_t i = 0; i < train.size(); ++i)
-      passes += c.mine(std::int64_t(i)) && take[i] != 0 && features_run_blocks(c, train[i]);
-    const std::int64_t most = c.most_passes(passes);
-    for (size_t i = 0; i < train.size(); ++i) {
-      if (!c.mine(std::int64_t(i)) || take[i] == 0) continue;
-      auto x = pca_features(c, train[i]);
-      if (take[i] > 0) x = x.slice(0, 0, take[i]);
-      if (x.size(0) > 0) acc.add(x);
-    }
-    c.idle_passes(passes, most, cfg.pca.hidden_layer);
-    auto packed = acc.pack();
-    c.ranks.sum(packed, CommTag::kPca);
-    acc.unpack(packed);
+    CovarianceAccumulator acc = accumulate_exactly(c, train, take);
     if (acc.count() <= cfg.pca.k)
       throw InputError(cfg.tasks[t].train, "only " + std::to_string(acc.count()) +
                                                " PCA vectors for pca.k = " +
