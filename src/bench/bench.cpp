@@ -82,12 +82,13 @@ std::string dtype_name(torch::Dtype t) {
   return "f32";
 }
 
-// GFLOP/s per rank of an n x n x n product in `dtype`, every rank at once:
-// 2 n^3 over the median of the slowest rank's times.
-double gemm_gflops(Communicator& comm, torch::Dtype dtype, std::int64_t n, int iters,
-                   int warmup) {
+// GFLOP/s per rank of an n x n x n product in `dtype` on `device`, every
+// rank at once: 2 n^3 over the median of the slowest rank's times. The
+// device is explicit: bench step's MPI control communicator says CPU while
+// its model may sit on a GPU, whose peak is the one MFU needs.
+double gemm_gflops(Communicator& comm, torch::Device device, torch::Dtype dtype, std::int64_t n,
+                   int iters, int warmup) {
   torch::NoGradGuard no_grad;
-  const torch::Device device = backend_device(comm);
   auto opts = torch::TensorOptions(dtype).device(device);
   auto a = torch::randn({n, n}, torch::kFloat32).to(opts);
   auto b = torch::randn({n, n}, torch::kFloat32).to(opts);
@@ -216,7 +217,7 @@ int run_gemm_bench(const GemmOptions& a) {
   if (a.size < 1) throw InputError("--size", "must be at least 1");
   const auto dtype = bench_dtype(a.dtype, "--dtype");
   auto comm = make_communicator(a.backend);
-  const double gflops = gemm_gflops(*comm, dtype, a.size, a.iters, a.warmup);
+  const double gflops = gemm_gflops(*comm, backend_device(*comm), dtype, a.size, a.iters, a.warmup);
   if (comm->rank() != 0) return kExitOk;
   nlohmann::json out = {{"dtype", dtype_name(dtype)},      {"size", a.size},
                         {"gflops_per_rank", gflops},        {"world_size", comm->size()},
@@ -259,7 +260,7 @@ int run_pca_bench(const PcaOptions& a) {
   // The products run in f32 for f32/bf16/f16 rows, f64 for f64 rows.
   const auto product_dtype = dtype == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   const double gflops = 2.0 * double(a.samples) * double(a.dim) * double(a.dim) / t_acc / 1e9;
-  const double peak = gemm_gflops(*comm, product_dtype, 2048, 3, 1);
+  const double peak = gemm_gflops(*comm, torch::kCPU, product_dtype, 2048, 3, 1);
   if (comm->rank() != 0) return kExitOk;
   nlohmann::json out = {{"dim", a.dim},
                         {"samples", a.samples},
@@ -298,21 +299,14 @@ int run_step_bench(const StepOptions& a) {
   comm->set_timeout(cfg.comm.timeout_s);
   if (comm->rank() != 0) spdlog::set_level(spdlog::level::warn);
   // MPI stays the control plane; comm.backend's communicator carries the step's data.
-  cfg.model.device = resolve_device(cfg.model.device);
-  const bool on_cuda = cfg.model.device.rfind("cuda", 0) == 0;
-  if (on_cuda) {
-    const auto colon = cfg.model.device.find(':');
-    place_rank_on_gpu(colon == std::string::npos ? -1
-                                                 : std::stoi(cfg.model.device.substr(colon + 1)));
-  }
-  std::unique_ptr<Communicator> data;
-  if (resolve_backend(cfg.comm.backend, on_cuda) != "mpi")
-    data = sparc::make_communicator(cfg.comm.backend, on_cuda);
-  if (data) data->set_timeout(cfg.comm.timeout_s);
+  DataPlane plane = open_data_plane(cfg.model.device, cfg.comm.backend, cfg.comm.timeout_s);
+  cfg.model.device = plane.device;
   const torch::Dtype model_dtype = parse_model_dtype(cfg.model.dtype, "model.dtype");
   // The ceiling first, while nothing else is resident.
-  const double peak = a.peak_gflops > 0 ? a.peak_gflops : gemm_gflops(*comm, model_dtype, 2048, 5, 1);
-  ContinualTrainer trainer(cfg, "", data ? data.get() : comm.get(), comm.get());
+  const double peak = a.peak_gflops > 0 ? a.peak_gflops
+                                         : gemm_gflops(*comm, torch::Device(cfg.model.device),
+                                                       model_dtype, 2048, 5, 1);
+  ContinualTrainer trainer(cfg, "", plane.data_or(comm.get()), comm.get());
   ContinualTrainer::StepBench b;
   if (const char* trace = std::getenv("SPARC_PROFILE_TRACE")) {
     // A Chrome trace of every operator (PCA included), for finding where a

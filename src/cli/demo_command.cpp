@@ -37,6 +37,13 @@ void add_demo_command(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--train-set", o->train_sets,
                   "override a key of every training run's config (repeatable), e.g. "
                   "train.epochs=1");
+  sub->add_option("--device", o->device,
+                  "model.device of the pretraining and every training run: cpu, cuda, cuda:N or "
+                  "auto (default: the configs', cpu)");
+  sub->add_option("--backend", o->backend,
+                  "comm.backend of the pretraining and every training run (default: the "
+                  "configs', auto: nccl on GPUs, else mpi)")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
   commands.push_back({sub, [o]() { return demo::run_demo(*o); }});
 }
 

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "comm/agreement.h"
+#include "comm/communicator_factory.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
@@ -27,6 +28,8 @@ void add_pretrain_command(CLI::App& app, std::vector<Command>& commands) {
   sub->add_option("--set", args->sets, "override a config key: key.path=value (repeatable)");
   sub->add_flag("--json", args->json, "print the result as one JSON line on stdout");
   commands.push_back({sub, [args]() {
+    // MPI is the control plane (agreement, cache decision, watchdog); the
+    // data plane (grad, eval) is comm.backend's, opened after agreement.
     auto comm = make_mpi_communicator();
     const bool root = comm->rank() == 0;
     if (!root) spdlog::set_level(spdlog::level::warn);
@@ -36,14 +39,18 @@ void add_pretrain_command(CLI::App& app, std::vector<Command>& commands) {
       cfg = load_pretrain_config(args->config, args->sets);
       for (const auto& t : cfg.text)
         if (!file_exists(t)) throw InputError(t, "text file not found (data.text)");
+      // cuda or nccl in a binary without them: every rank exits 2 at the
+      // agreement below, before any other collective.
+      error = check_device_and_backend(cfg.device, cfg.backend);
     } catch (const InputError& e) {
       error = e.what();
     }
-    agree_on_errors(*comm, error);
+    agree_on_errors(*comm, error);  // the first collective
+    comm->set_timeout(cfg.timeout_s);
     agree_on_value(*comm, "config", fnv1a(to_yaml(cfg)));
-    // Pretraining runs on the CPU (its config names no device or backend):
-    // MPI is both the data and the control plane.
-    PretrainResult r = pretrain(cfg, comm.get(), comm.get());
+    DataPlane plane = open_data_plane(cfg.device, cfg.backend, cfg.timeout_s);
+    cfg.device = plane.device;
+    PretrainResult r = pretrain(cfg, plane.data_or(comm.get()), comm.get());
     if (!root) return kExitOk;
     nlohmann::json out = {{"out", r.out},
                           {"cached", r.cached},

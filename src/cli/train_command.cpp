@@ -6,7 +6,6 @@
 #include "cli/commands.h"
 #include "comm/agreement.h"
 #include "comm/communicator_factory.h"
-#include "comm/device_placement.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/file.h"
@@ -82,18 +81,9 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     if (root) add_log_file(dir + "/log.txt", /*truncate=*/args->resume.empty());
     spdlog::info("sparc train: config {} method {} setting {} on {} rank(s) -> {}", args->config,
                  method_name(cfg.method), cfg.setting, comm->size(), dir);
-    cfg.model.device = resolve_device(cfg.model.device);
-    const bool on_cuda = cfg.model.device.rfind("cuda", 0) == 0;
-    if (on_cuda) {
-      const auto colon = cfg.model.device.find(':');
-      place_rank_on_gpu(colon == std::string::npos ? -1
-                                                   : std::stoi(cfg.model.device.substr(colon + 1)));
-    }
-    std::unique_ptr<Communicator> data;
-    if (resolve_backend(cfg.comm.backend, on_cuda) != "mpi")
-      data = make_communicator(cfg.comm.backend, on_cuda);
-    if (data) data->set_timeout(cfg.comm.timeout_s);
-    ContinualTrainer trainer(cfg, dir, data ? data.get() : comm.get(), comm.get());
+    DataPlane plane = open_data_plane(cfg.model.device, cfg.comm.backend, cfg.comm.timeout_s);
+    cfg.model.device = plane.device;
+    ContinualTrainer trainer(cfg, dir, plane.data_or(comm.get()), comm.get());
     if (!args->resume.empty()) trainer.resume(args->resume);
     trainer.run();
     spdlog::info("results: {}/results.json", dir);

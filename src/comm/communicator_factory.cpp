@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "comm/communicator.h"
+#include "comm/device_placement.h"
 #include "core/error.h"
 
 namespace sparc {
@@ -100,6 +101,27 @@ std::unique_ptr<Communicator> make_communicator(const std::string& backend, bool
   if (chosen == "nccl") return make_nccl_communicator();
 #endif
   return test_backends().at(chosen)();
+}
+
+DataPlane::DataPlane() = default;
+DataPlane::DataPlane(DataPlane&&) noexcept = default;
+DataPlane& DataPlane::operator=(DataPlane&&) noexcept = default;
+DataPlane::~DataPlane() = default;
+
+DataPlane open_data_plane(const std::string& device, const std::string& backend,
+                          double timeout_s) {
+  DataPlane plane;
+  plane.device = resolve_device(device);
+  const bool on_cuda = plane.device.rfind("cuda", 0) == 0;
+  if (on_cuda) {  // before NCCL, whose communicator uses the GPU chosen here
+    const auto colon = plane.device.find(':');
+    place_rank_on_gpu(colon == std::string::npos ? -1 : std::stoi(plane.device.substr(colon + 1)));
+  }
+  if (resolve_backend(backend, on_cuda) != "mpi") {
+    plane.comm = make_communicator(backend, on_cuda);
+    plane.comm->set_timeout(timeout_s);
+  }
+  return plane;
 }
 
 void register_test_backend(const std::string& name, CommunicatorFactory factory) {

@@ -43,6 +43,26 @@ std::string resolve_device(const std::string& device);
 // backend problem, since the backend follows the device).
 std::string check_device_and_backend(const std::string& device, const std::string& backend);
 
+// A run's data plane, opened after its start-up agreement (collective over
+// MPI_COMM_WORLD): the device resolved ("auto" made cpu or cuda), this rank
+// placed on its GPU when on CUDA, and comm.backend's communicator with the
+// run's timeout. `comm` is null when the backend is MPI: the control
+// communicator then carries the data too (one MPI communicator, not two).
+struct DataPlane {
+  std::string device;
+  std::unique_ptr<Communicator> comm;
+  // The communicator that carries grad, pca, gather and eval.
+  Communicator* data_or(Communicator* control) const { return comm ? comm.get() : control; }
+  DataPlane();
+  DataPlane(DataPlane&&) noexcept;
+  DataPlane& operator=(DataPlane&&) noexcept;
+  ~DataPlane();  // Communicator is incomplete here
+};
+// Train, bench step and pretrain call it with check_device_and_backend()'s
+// arguments once every rank agreed that check passed.
+DataPlane open_data_plane(const std::string& device, const std::string& backend,
+                          double timeout_s);
+
 // Tests only: a backend name of their own whose factory returns a test
 // double, so a test can see which tags reach the selected communicator.
 // An empty factory removes the name. Not thread-safe; not for production use.

@@ -16,7 +16,8 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   YAML::Node root = load_document(yaml_text, overrides, problems);
   PretrainConfig c;
   c.source_path = where;
-  Section top(problems, root, "", {"seed", "out", "model", "tokenizer", "tokenizer_vocab", "data", "train"});
+  Section top(problems, root, "",
+              {"seed", "out", "model", "tokenizer", "tokenizer_vocab", "data", "train", "comm"});
   top.read("seed", c.seed, std::uint64_t{0});
   top.require("out", c.out, "the model directory to write");
   top.read_choice("tokenizer", c.tokenizer, {"bytes", "sentencepiece"});
@@ -24,13 +25,14 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   if (c.tokenizer == "bytes" && top.has("tokenizer_vocab"))
     top.fail("tokenizer_vocab", "applies to tokenizer: sentencepiece only (bytes has 259 tokens)");
   Section model(problems, top.get("model"), "model",
-                {"dim", "layers", "heads", "kv_heads", "ffn", "max_seq_len"});
+                {"dim", "layers", "heads", "kv_heads", "ffn", "max_seq_len", "device"});
   model.read("dim", c.dim, std::int64_t{1});
   model.read("layers", c.layers, std::int64_t{1});
   model.read("heads", c.heads, std::int64_t{1});
   model.read("kv_heads", c.kv_heads, std::int64_t{0});
   model.read("ffn", c.ffn, std::int64_t{1});
   model.read("max_seq_len", c.max_seq_len, std::int64_t{1});
+  model.read_device("device", c.device);
   if (c.dim % c.heads != 0 || (c.dim / c.heads) % 2 != 0)
     model.fail("heads", "dim (" + std::to_string(c.dim) + ") must be heads (" +
                             std::to_string(c.heads) + ") times an even head size");
@@ -69,6 +71,9 @@ PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::st
   if (c.seq_len > c.max_seq_len)
     train.fail("seq_len", "is " + std::to_string(c.seq_len) + ", above model.max_seq_len (" +
                               std::to_string(c.max_seq_len) + ")");
+  Section comm(problems, top.get("comm"), "comm", {"backend", "timeout_s"});
+  comm.read_choice("backend", c.backend, kCommBackendNames);
+  comm.read("timeout_s", c.timeout_s, kNonNegative);
   problems.throw_if_any();
   auto resolve = [&](std::string& p, const std::string& key) {
     resolve_path(p, key, base_dir, problems);

@@ -18,6 +18,12 @@ struct PretrainConfig {
   std::string out;  // required: the model directory written (the cache)
   // model
   std::int64_t dim = 256, layers = 4, heads = 4, kv_heads = 0, ffn = 688, max_seq_len = 512;
+  // Where it trains, as the run config's model.device and comm section: cpu
+  // | cuda | cuda:N | auto, and auto | mpi | nccl. Neither shapes the
+  // weights, so neither is in the cache key (to_yaml).
+  std::string device = "cpu";
+  std::string backend = "auto";
+  double timeout_s = 300.0;  // comm.timeout_s: the watchdog on every collective; 0: none
   // "bytes": the byte-level tokenizer (configs then say tokenizer: bytes);
   // "sentencepiece": a BPE tokenizer of tokenizer_vocab pieces trained on the
   // training lines by Debian's spm_train and written beside the model as
@@ -48,7 +54,8 @@ PretrainConfig load_pretrain_config(const std::string& path,
 PretrainConfig parse_pretrain_config(const std::string& yaml_text, const std::string& where,
                                      const std::string& base_dir,
                                      const std::vector<std::string>& overrides = {});
-// Every setting that shapes the trained weights, in a fixed order (the cache key).
+// Every setting that shapes the trained weights, in a fixed order (the cache
+// key): not the device, backend or timeout.
 std::string to_yaml(const PretrainConfig& config);
 
 }  // namespace sparc

@@ -193,6 +193,7 @@ std::string format_double(double v) {
 }
 
 const std::vector<std::string> kSchedules = {"cosine", "linear", "constant"};
+const std::vector<std::string> kCommBackendNames = {"auto", "mpi", "nccl"};
 
 std::string Range::text() const {
   if (std::isinf(hi)) return std::string(lo_open ? "> " : ">= ") + format_double(lo);
@@ -326,6 +327,17 @@ bool Section::read(const std::string& key, std::string& out) {
     return false;
   }
   return true;
+}
+
+void Section::read_device(const std::string& key, std::string& out) {
+  std::string device;
+  if (!read(key, device)) return;
+  std::size_t ordinal = 0;
+  if (device == "cpu" || device == "cuda" || device == "auto" ||
+      (device.rfind("cuda:", 0) == 0 && parse_number(device.substr(5), ordinal)))
+    out = device;
+  else
+    fail(key, "expected cpu, cuda, cuda:N or auto; got '" + device + "'");
 }
 
 void Section::read_choice(const std::string& key, std::string& out,

@@ -59,6 +59,8 @@ constexpr Range kUnitHalfOpen{0, 1, false, true};
 
 // The learning-rate schedules (train.schedule of both configs).
 extern const std::vector<std::string> kSchedules;
+// comm.backend of both configs (comm/communicator_factory.h).
+extern const std::vector<std::string> kCommBackendNames;
 
 // A --set that was applied, with the key path it replaced ("tasks[0].name").
 struct AppliedOverride {
@@ -149,6 +151,8 @@ class Section {
   bool read(const std::string& key, std::string& out);
   void read_choice(const std::string& key, std::string& out,
                    const std::vector<std::string>& choices);
+  // A device name, model.device of both configs: cpu, cuda, cuda:N or auto.
+  void read_device(const std::string& key, std::string& out);
   // A non-empty string; `what` says what the setting is.
   void require(const std::string& key, std::string& out, const std::string& what);
 

@@ -33,6 +33,30 @@ std::vector<std::string> method_names() {
 
 namespace {
 
+// --device and --backend as --set overrides, keyed as both configs name them.
+std::vector<std::string> placement_overrides(const Options& o) {
+  std::vector<std::string> sets;
+  if (!o.device.empty()) sets.push_back("model.device=" + o.device);
+  if (!o.backend.empty()) sets.push_back("comm.backend=" + o.backend);
+  return sets;
+}
+
+}  // namespace
+
+std::vector<std::string> pretrain_overrides(const Options& o) {
+  auto sets = placement_overrides(o);
+  sets.insert(sets.end(), o.pretrain_sets.begin(), o.pretrain_sets.end());
+  return sets;
+}
+
+std::vector<std::string> train_overrides(const Options& o) {
+  auto sets = placement_overrides(o);
+  sets.insert(sets.end(), o.train_sets.begin(), o.train_sets.end());
+  return sets;
+}
+
+namespace {
+
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -138,7 +162,7 @@ class Demo {
     if (int rc = step("prepare data", "prepare-data", prep, false); rc != 0) return rc;
     std::cout << "\n";
     std::vector<std::string> pre = {"pretrain", "--config", out_ + "/configs/pretrain.yaml"};
-    for (const auto& s : o_.pretrain_sets) pre.insert(pre.end(), {"--set", s});
+    for (const auto& s : pretrain_overrides(o_)) pre.insert(pre.end(), {"--set", s});
     if (int rc = step("pretrain the base model", "pretrain", pre, true); rc != 0)
       return rc;
     std::cout << "\n";
@@ -159,7 +183,7 @@ class Demo {
         MethodId id = MethodId::kSparc;
         parse_method_name(method, &id);  // --methods accepts method names only
         for (const auto& s : method_overrides(id)) args.insert(args.end(), {"--set", s});
-        for (const auto& s : o_.train_sets) args.insert(args.end(), {"--set", s});
+        for (const auto& s : train_overrides(o_)) args.insert(args.end(), {"--set", s});
         const std::string log = setting + "-" + replace_all(method, "+", "-");
         if (int rc = step(setting + " / " + method, log, args, true); rc != 0) return rc;
         print_run_line(dir);

@@ -27,7 +27,16 @@ struct Options {
   std::vector<std::string> methods = method_names();
   std::vector<std::string> settings = kSettings;
   std::vector<std::string> pretrain_sets, train_sets;  // --set for every pretrain / train
+  // model.device and comm.backend of the pretraining and every training run
+  // (--device, --backend); empty: the configs' own (cpu, auto).
+  std::string device, backend;
 };
+
+// The --set overrides the pretraining run and each training run get:
+// --device and --backend first, then --pretrain-set / --train-set, whose
+// later value of the same key wins.
+std::vector<std::string> pretrain_overrides(const Options& o);
+std::vector<std::string> train_overrides(const Options& o);
 
 // Runs the demo with SIGINT and SIGTERM caught: the running step is stopped
 // and the demo exits 75, to be resumed by the same command. Returns the exit

@@ -2,6 +2,7 @@
 
 #include <ATen/autocast_mode.h>
 #include <spdlog/spdlog.h>
+#include <torch/version.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "comm/agreement.h"
+#include "comm/communicator_factory.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
@@ -146,27 +148,52 @@ torch::Tensor windows(const std::vector<std::int32_t>& s, int seq_len,
   return out;
 }
 
-// bf16 matrix products (oneDNN) with f32 weights, gradients and optimizer state.
+// bf16 matrix products (oneDNN on the CPU, cuBLAS on a GPU) with f32
+// weights, gradients and optimizer state. LibTorch 2.4 replaced the
+// per-device setters by ones taking the device type; the GPU machine's is 2.x.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#define SPARC_AUTOCAST_BY_DEVICE_TYPE 1
+#endif
 struct Autocast {
   bool on;
-  explicit Autocast(bool enable) : on(enable) {
+  c10::DeviceType type;
+  Autocast(bool enable, c10::DeviceType device_type) : on(enable), type(device_type) {
     if (!on) return;
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
+#ifdef SPARC_AUTOCAST_BY_DEVICE_TYPE
+    at::autocast::set_autocast_dtype(type, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, true);
+#else
+    if (type == c10::DeviceType::CUDA) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
   }
   ~Autocast() {
     if (!on) return;
-    at::autocast::set_cpu_enabled(false);
+#ifdef SPARC_AUTOCAST_BY_DEVICE_TYPE
+    at::autocast::set_autocast_enabled(type, false);
+#else
+    if (type == c10::DeviceType::CUDA)
+      at::autocast::set_enabled(false);
+    else
+      at::autocast::set_cpu_enabled(false);
+#endif
     at::autocast::clear_cache();
   }
 };
 
-// Summed next-token loss (nats) of a batch of windows [b, T + 1].
-torch::Tensor batch_loss(const Transformer& model, const torch::Tensor& w, bool bf16) {
+// Summed next-token loss (nats) of a batch of windows [b, T + 1] (host
+// tensors: the windows and their targets move to the model's device here).
+torch::Tensor batch_loss(const Transformer& model, const torch::Tensor& host_windows, bool bf16) {
+  const torch::Tensor w = host_windows.to(model.device());
   const auto T = w.size(1) - 1;
   torch::Tensor logits;
   {
-    Autocast autocast(bf16);
+    Autocast autocast(bf16, model.device().type());
     logits = model.forward(w.slice(1, 0, T));
   }
   return torch::nn::functional::cross_entropy(
@@ -195,15 +222,17 @@ double validation_loss(const Transformer& model, const Corpus& c, const Pretrain
                        const Ranks& ranks, std::int64_t* tokens = nullptr) {
   torch::NoGradGuard no_grad;
   const std::int64_t n = window_count(c.val, cfg.seq_len);
-  double loss = 0;
+  // Summed in f64 on the model's device (one host copy at the end, not one
+  // per batch), which is also where the data plane (NCCL) needs it.
+  auto t = torch::zeros({1}, torch::TensorOptions(torch::kFloat64).device(model.device()));
   std::vector<std::int64_t> mine;
   for (std::int64_t i = ranks.rank(); i < n; i += ranks.world()) mine.push_back(i);
   for (size_t i = 0; i < mine.size(); i += size_t(cfg.batch_size)) {
     std::vector<std::int64_t> part(mine.begin() + i,
                                    mine.begin() + std::min(mine.size(), i + cfg.batch_size));
-    loss += batch_loss(model, windows(c.val, cfg.seq_len, part), cfg.dtype == "bf16").item<double>();
+    t += batch_loss(model, windows(c.val, cfg.seq_len, part), cfg.dtype == "bf16")
+             .to(torch::kFloat64);
   }
-  auto t = torch::tensor({loss}, torch::kFloat64);
   ranks.sum(t, CommTag::kEval);
   if (tokens) *tokens = n * cfg.seq_len;
   return n > 0 ? t.item<double>() / double(n * cfg.seq_len) : 0.0;
@@ -308,7 +337,11 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm, Communica
                                           std::to_string(corpus.lines) + " lines, " +
                                           std::to_string(corpus.train.size()) + " tokens)");
   const ModelConfig mc = model_config(cfg, *tok);
-  Transformer model(*random_weights(mc, cfg.seed), {});
+  // The weights are drawn on the host and then moved, so a GPU run starts
+  // from the same model as a CPU run of the same seed.
+  ModelOptions options;
+  options.device = parse_model_device(resolve_device(cfg.device), "model.device");
+  Transformer model(*random_weights(mc, cfg.seed), options);
   model.set_weights_trainable(true);
   std::vector<torch::Tensor> decay, no_decay, params;
   for (auto& [name, w] : model.named_weights()) {
@@ -323,10 +356,10 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm, Communica
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
                                     torch::optim::AdamWOptions(cfg.lr).weight_decay(0)));
   torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(cfg.lr));
-  spdlog::info("pretrain: {} ({} parameters, {}) on {} training windows of {} tokens ({} lines), "
-               "{} steps of {} sequences",
-               mc.summary(), r.parameters, cfg.dtype, n, cfg.seq_len, corpus.lines, cfg.steps,
-               cfg.batch_size);
+  spdlog::info("pretrain: {} ({} parameters, {}, {}) on {} training windows of {} tokens ({} "
+               "lines), {} steps of {} sequences",
+               mc.summary(), r.parameters, cfg.dtype, options.device.str(), n, cfg.seq_len,
+               corpus.lines, cfg.steps, cfg.batch_size);
 
   r.initial_val_loss = validation_loss(model, corpus, cfg, ranks, &r.val_tokens);
   spdlog::info("pretrain: validation loss {:.4f} at the start ({} tokens)", r.initial_val_loss,
@@ -349,18 +382,19 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm, Communica
       }
       mine.push_back(order[size_t(g % n)]);
     }
-    double loss_value = 0;
+    torch::Tensor step_loss;  // read on the host only when logged: a GPU need not wait each step
     if (!mine.empty()) {
       auto loss = batch_loss(model, windows(corpus.train, cfg.seq_len, mine), bf16) /
                   double(cfg.batch_size * cfg.seq_len);
       loss.backward();
-      loss_value = loss.item<double>();
+      step_loss = loss.detach();
     }
     all_reduce_gradients(ranks, params);  // every weight gradient in one buffer
     if (cfg.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(params, cfg.max_grad_norm);
     optimizer.step();
     const bool logged = (step + 1) % cfg.log_every == 0 || step + 1 == cfg.steps;
     if (logged || progress) {
+      const double loss_value = step_loss.defined() ? step_loss.item<double>() : 0.0;
       auto l = torch::tensor({loss_value}, torch::kFloat64);
       if (logged) ranks.sum(l, CommTag::kControl);
       const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -391,7 +425,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm, Communica
 
   if (root) {  // written aside, then moved into place: a stopped run leaves no half model
     std::map<std::string, torch::Tensor> tensors;
-    for (const auto& [name, w] : model.named_weights()) tensors[name] = w.detach();
+    for (const auto& [name, w] : model.named_weights()) tensors[name] = w.detach().cpu();
     TensorMapSource source(mc, std::move(tensors), "pretrained model");
     const std::string tmp = cfg.out + ".tmp-" + std::to_string(::getpid());
     const auto parent = std::filesystem::path(cfg.out).parent_path();

@@ -370,6 +370,14 @@ TEST(ResumeRules, LoggingCadenceAndCommMayChange) {
                   .empty());
 }
 
+// Issue 18: a CPU checkpoint resumes on a GPU with NCCL, and the other way round.
+TEST(ResumeRules, DeviceAndBackendMayChange) {
+  EXPECT_TRUE(resume_conflicts(config({"model.device=cuda", "comm.backend=nccl"}), config(), 1)
+                  .empty());
+  EXPECT_TRUE(resume_conflicts(config(), config({"model.device=cuda:1"}), 1).empty());
+  EXPECT_TRUE(resume_conflicts(config({"model.device=auto"}), config(), 1).empty());
+}
+
 TEST(ResumeRules, OtherChangesAreNamed) {
   const RunConfig then = config();
   auto p = resume_conflicts(config({"train.lr=0.5"}), then, 1);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 18: a sparc whose LibTorch has no CUDA, asked under mpirun -np 2 for
-# comm.backend=nccl or model.device=cuda (sparc train), stops both
+# comm.backend=nccl or model.device=cuda (sparc train, sparc pretrain), stops both
 # ranks with exit 2 within 10 s, each printing the one message that names
 # what is missing and how to build against a CUDA LibTorch; no MPI abort.
 # Usage: gpu_refusal_test.sh SPARC_BINARY PROJECT_ROOT
@@ -39,4 +39,17 @@ expect_exit2 train-nccl 'comm.backend: needs CUDA, but this sparc links LibTorch
   "${train[@]}" --set comm.backend=nccl
 expect_exit2 train-cuda 'model.device: needs CUDA, but this sparc links LibTorch' \
   "${train[@]}" --set model.device=cuda
-echo "PASS (nccl and cuda refused on both ranks with exit 2)"
+# pretrain: the same check and agreement, before its first other collective.
+printf 'the cat sat on the mat.\n%.0s' $(seq 50) > "$work/corpus.txt"
+cat > "$work/pretrain.yaml" <<YAML
+out: $work/pretrained
+model: {dim: 32, layers: 1, heads: 2, ffn: 64, max_seq_len: 64}
+data: {text: $work/corpus.txt}
+train: {steps: 2, batch_size: 2, seq_len: 16}
+YAML
+expect_exit2 pretrain-nccl 'comm.backend: needs CUDA, but this sparc links LibTorch' \
+  pretrain --config "$work/pretrain.yaml" --set comm.backend=nccl
+expect_exit2 pretrain-cuda 'model.device: needs CUDA, but this sparc links LibTorch' \
+  pretrain --config "$work/pretrain.yaml" --set model.device=cuda
+[ ! -e "$work/pretrained" ] || fail "a refused pretraining wrote its model directory"
+echo "PASS (nccl and cuda refused on both ranks with exit 2, train and pretrain)"

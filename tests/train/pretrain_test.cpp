@@ -146,5 +146,48 @@ TEST(PretrainConfig, ProblemsAreNamed) {
   }
 }
 
+// The cache key as it was before model.device and comm existed (issue 18):
+// a directory pretrained then must still be reused, so the key of an
+// existing config may not change, and where it trains is not part of it.
+TEST(PretrainConfig, DeviceAndBackendAreReadAndLeaveTheCacheKeyAlone) {
+  const std::string yaml =
+      "seed: 3\nout: /m\nmodel: {dim: 32, layers: 2, heads: 2, ffn: 64, max_seq_len: 64}\n"
+      "data: {text: /c.txt, val_fraction: 0.2}\ntrain: {steps: 60, seq_len: 32}\n";
+  const PretrainConfig plain = parse_pretrain_config(yaml, "p.yaml", "");
+  EXPECT_EQ(plain.device, "cpu");
+  EXPECT_EQ(plain.backend, "auto");
+  EXPECT_EQ(to_yaml(plain),
+            "seed: 3\n"
+            "tokenizer: \"bytes\"\n"
+            "model:\n  dim: 32\n  layers: 2\n  heads: 2\n  kv_heads: 0\n  ffn: 64\n"
+            "  max_seq_len: 64\n"
+            "data:\n  text:\n    - \"/c.txt\"\n  val_fraction: 0.2\n"
+            "train:\n  steps: 60\n  batch_size: 16\n  seq_len: 32\n  lr: 0.003\n"
+            "  weight_decay: 0.1\n  warmup_steps: 20\n  schedule: cosine\n  max_grad_norm: 1\n"
+            "  dtype: f32\n");
+  const PretrainConfig gpu = parse_pretrain_config(
+      yaml, "p.yaml", "", {"model.device=cuda:1", "comm.backend=nccl", "comm.timeout_s=30"});
+  EXPECT_EQ(gpu.device, "cuda:1");
+  EXPECT_EQ(gpu.backend, "nccl");
+  EXPECT_EQ(gpu.timeout_s, 30.0);
+  EXPECT_EQ(to_yaml(gpu), to_yaml(plain));
+  EXPECT_EQ(parse_pretrain_config(yaml, "p.yaml", "", {"model.device=auto"}).device, "auto");
+}
+
+TEST(PretrainConfig, DeviceAndBackendAreCheckedAsTheRunConfigChecksThem) {
+  try {
+    parse_pretrain_config(
+        "out: m\ndata: {text: t}\nmodel: {device: gpu}\ncomm: {backend: gloo, timeout_s: -1}\n",
+        "p.yaml", "");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string all = e.what();
+    for (const char* part : {"model.device: expected cpu, cuda, cuda:N or auto; got 'gpu'",
+                             "comm.backend: expected one of auto, mpi, nccl",
+                             "comm.timeout_s:"})
+      EXPECT_NE(all.find(part), std::string::npos) << part << "\n" << all;
+  }
+}
+
 }  // namespace
 }  // namespace sparc
