@@ -92,7 +92,8 @@ std::unique_ptr<Communicator> make_mpi_communicator();
 // NCCL over every rank of MPI_COMM_WORLD: rank 0's ncclUniqueId is broadcast
 // with MPI; the device is the one place_rank_on_gpu() chose, else the local
 // rank's (or 0 when only one GPU is visible).
-// CUDA tensors only (raw device pointers on the communicator's own stream).
+// CUDA tensors (raw device pointers on the communicator's own stream); the
+// blocking all_reduce, all_gather and broadcast also stage host tensors.
 std::unique_ptr<Communicator> make_nccl_communicator();
 #endif
 

@@ -163,7 +163,9 @@ torch::Tensor ExactSum::reduce(Communicator* comm, CommTag tag) {
 }
 
 double sum_in_unit_order(Communicator* comm, torch::Tensor slots, CommTag tag) {
-  slots = slots.to(torch::kFloat64);
+  // On the host: the control plane (MPI) takes host tensors, and the NCCL
+  // data plane stages them.
+  slots = slots.to(torch::kCPU, torch::kFloat64);
   if (comm != nullptr && comm->size() > 1) comm->all_reduce(slots, ReduceOp::kSum, tag);
   auto host = slots.cpu().contiguous();
   const double* v = host.data_ptr<double>();

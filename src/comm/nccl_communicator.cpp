@@ -85,6 +85,11 @@ class NcclCommunicator final : public Communicator {
   int local_rank() const override { return local_rank_; }
   std::string backend() const override { return "nccl"; }
 
+  // The blocking forms also take host tensors (counts, losses and PCA sums
+  // of the training path), staged through this communicator's GPU; the
+  // asynchronous forms take its GPU's tensors only.
+  void all_reduce(torch::Tensor& t, ReduceOp op, CommTag tag) override;
+  torch::Tensor all_gather(const torch::Tensor& t, CommTag tag) override;
   std::unique_ptr<CommWork> all_reduce_async(torch::Tensor& t, ReduceOp op, CommTag tag) override;
   std::unique_ptr<CommWork> all_gather_async(const torch::Tensor& t, torch::Tensor& out,
                                              CommTag tag) override;
@@ -101,6 +106,7 @@ class NcclCommunicator final : public Communicator {
   void end(Pending& p);
   std::unique_ptr<CommWork> make_work(Pending p);
   void check_device(const char* op, const torch::Tensor& t) const;
+  torch::Device gpu() const { return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(device_)); }
   void release() noexcept;
 
   MPI_Comm mpi_comm_ = MPI_COMM_NULL;
@@ -222,6 +228,21 @@ void NcclCommunicator::complete(Pending& p) {
   if (p.finish) p.finish();
 }
 
+void NcclCommunicator::all_reduce(torch::Tensor& t, ReduceOp op, CommTag tag) {
+  if (t.defined() && t.device().is_cpu()) {
+    torch::Tensor staged = t.to(gpu());
+    all_reduce_async(staged, op, tag)->wait();
+    t.copy_(staged);
+    return;
+  }
+  Communicator::all_reduce(t, op, tag);
+}
+
+torch::Tensor NcclCommunicator::all_gather(const torch::Tensor& t, CommTag tag) {
+  if (t.defined() && t.device().is_cpu()) return Communicator::all_gather(t.to(gpu()), tag).cpu();
+  return Communicator::all_gather(t, tag);
+}
+
 std::unique_ptr<CommWork> NcclCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op,
                                                              CommTag tag) {
   check_device("all_reduce", t);
@@ -271,6 +292,12 @@ torch::Tensor NcclCommunicator::reduce_scatter(const torch::Tensor& t, ReduceOp 
 }
 
 void NcclCommunicator::broadcast(torch::Tensor& t, int root, CommTag tag) {
+  if (t.defined() && t.device().is_cpu()) {  // staged, like the blocking all_reduce
+    torch::Tensor staged = t.to(gpu());
+    broadcast(staged, root, tag);
+    t.copy_(staged);
+    return;
+  }
   check_device("broadcast", t);
   comm_detail::check_root(root, size_);
   torch::Tensor buf = t.contiguous();

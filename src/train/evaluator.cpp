@@ -76,7 +76,7 @@ namespace {
 int route_example(RunContext& c, const EncodedExample& e) {
   std::vector<const Subspace*> candidates;
   for (const auto& r : c.library) candidates.push_back(&r.subspace);
-  return route(pca_features(c, e), candidates);
+  return route(pca_features(c, e).cpu(), candidates);
 }
 
 // Domain-incremental (SPEC 1.7): each test example goes to the stored task
@@ -171,9 +171,9 @@ double perplexity(RunContext& c) {
     const auto& ids = texts[i];
     if (ids.size() < 2 || !c.mine(std::int64_t(i))) continue;
     auto t = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0);
-    auto logits = c.model->forward(t).squeeze(0).to(torch::kFloat64).cpu();
+    auto logits = c.model->forward(t).squeeze(0).to(torch::kFloat64);
     auto logp = torch::log_softmax(logits.slice(0, 0, -1), -1);
-    auto target = t.squeeze(0).slice(0, 1).unsqueeze(1);
+    auto target = t.squeeze(0).slice(0, 1).unsqueeze(1).to(logp.device());
     slots[std::int64_t(i)] = -logp.gather(1, target).sum().item<double>();
     count += target.size(0);
   }

@@ -66,12 +66,14 @@ struct StepUnits {
   std::int64_t tokens = 0;  // tokens of the step's examples, prompt included, over every rank
 };
 
-std::vector<torch::Tensor> unit_gradients(const std::vector<torch::Tensor>& params) {
+// A unit's gradients as one flat f32 vector on `device` (prompt coefficients
+// and adapters may live on different devices).
+torch::Tensor unit_gradients(const std::vector<torch::Tensor>& params, torch::Device device) {
   std::vector<torch::Tensor> parts;
+  const auto f32 = torch::TensorOptions(torch::kFloat32).device(device);
   for (const auto& p : params)
-    parts.push_back(p.grad().defined() ? p.grad().reshape(-1).to(torch::kFloat32)
-                                       : torch::zeros({p.numel()}, p.options().dtype(torch::kFloat32)));
-  return parts;
+    parts.push_back(p.grad().defined() ? p.grad().reshape(-1).to(f32) : torch::zeros({p.numel()}, f32));
+  return torch::cat(parts);
 }
 
 // One optimizer step's examples (sample ids, in step order) in fixed work
@@ -95,7 +97,8 @@ StepUnits run_step_units(RunContext& c, size_t t, std::int64_t step, const TaskR
   std::vector<std::int64_t> segments;
   for (const auto& p : params) segments.push_back(p.numel());
   ExactSum sum(segments, units);
-  auto slots = torch::zeros({units}, torch::kFloat64);  // each unit's loss
+  // Each unit's loss, kept where it was computed (no host sync per unit).
+  auto slots = torch::zeros({units}, torch::TensorOptions(torch::kFloat64).device(c.model->device()));
   for (auto& p : params)
     if (p.grad().defined()) p.mutable_grad().zero_();
   const std::int64_t rounds = (units + c.world() - 1) / c.world();
@@ -128,9 +131,9 @@ StepUnits run_step_units(RunContext& c, size_t t, std::int64_t step, const TaskR
                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
                 double(n);
     loss.backward();
-    slots[u] = loss.item<double>();
+    slots[u] = loss.detach().to(torch::kFloat64);
     if (exact) {
-      sum.add(torch::cat(unit_gradients(params)));
+      sum.add(unit_gradients(params, c.model->device()));
       for (auto& p : params)
         if (p.grad().defined()) p.mutable_grad().zero_();
     }

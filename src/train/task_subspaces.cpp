@@ -21,14 +21,15 @@ torch::Tensor pca_features(RunContext& c, const EncodedExample& e) {
   auto& model = *c.model;
   auto ids = torch::tensor(std::vector<std::int64_t>(e.input_ids.begin(), e.input_ids.end()),
                            torch::kLong);
-  if (ids.numel() == 0) return torch::zeros({0, model.config().dim}, torch::kFloat64);
+  if (ids.numel() == 0)
+    return torch::zeros({0, model.config().dim}, torch::TensorOptions(torch::kFloat64).device(model.device()));
   auto emb = model.embed(ids.unsqueeze(0));
   torch::Tensor x;
   if (c.cfg.pca.source == "hidden")
     x = model.hidden_after(emb, {}, c.cfg.pca.hidden_layer).squeeze(0);
   else
     x = emb.squeeze(0);
-  x = x.to(torch::kCPU, torch::kFloat64);
+  x = x.to(torch::kFloat64);  // on the model's device: the sums' products run there
   if (c.cfg.pca.source == "mean") x = x.mean(0, true);
   return x;
 }
