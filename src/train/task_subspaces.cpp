@@ -2,7 +2,9 @@
 // shares of the training set (SPEC 3), and the features routing uses.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 #include "comm/exact_sum.h"
@@ -39,9 +41,13 @@ namespace {
 // Examples per PCA unit: a fixed number, so the units (and so the sums) do
 // not depend on the world size.
 constexpr std::int64_t kPcaUnit = 16;
-// Features kept between the two passes below, per rank; past it the second
-// pass computes them again.
-constexpr std::int64_t kFeatureCacheBytes = std::int64_t(1) << 30;
+// Features kept between the two passes below, per rank: 1 GiB; past it the
+// second pass computes them again. SPARC_PCA_CACHE_BYTES overrides it
+// (tests take the recomputing path with 0).
+std::int64_t feature_cache_bytes() {
+  const char* v = std::getenv("SPARC_PCA_CACHE_BYTES");
+  return v != nullptr && *v != '\0' ? std::atoll(v) : std::int64_t(1) << 30;
+}
 
 // sum(x), sum(x x^T) and n over the training set's vectors (`take`: how many
 // of each example's; -1 all), exact and order-free (SPEC 3): units of
@@ -74,10 +80,13 @@ CovarianceAccumulator accumulate_exactly(RunContext& c, const std::vector<Encode
   for (std::int64_t i = 0; i < n; ++i)
     passes += mine(i) && take[size_t(i)] != 0 && features_run_blocks(c, train[size_t(i)]);
 
-  // Pass 1: the largest |x| (kept features spare pass 2 the forward).
+  // Pass 1: the largest |x|. Its features are kept for pass 2 when every
+  // rank's share fits the budget (decided alike on every rank from the
+  // examples' sizes: a rank that recomputes runs collectives when sharded).
+  std::vector<std::int64_t> share_bytes(size_t(c.world()), 0);
+  for (std::int64_t i = 0; i < n; ++i) share_bytes[size_t((i / kPcaUnit) % c.world())] += vectors(i) * D * 8;
+  const bool keep = *std::max_element(share_bytes.begin(), share_bytes.end()) <= feature_cache_bytes();
   std::map<std::int64_t, torch::Tensor> kept;
-  std::int64_t kept_bytes = 0;
-  bool keep = true;
   double largest = 0;
   std::int64_t most = c.most_passes(passes);
   for (std::int64_t i = 0; i < n; ++i) {
@@ -85,11 +94,8 @@ CovarianceAccumulator accumulate_exactly(RunContext& c, const std::vector<Encode
     auto x = features(i);
     if (x.numel() > 0) largest = std::max(largest, x.abs().max().item<double>());
     if (x.numel() > 0 && !std::isfinite(x.sum().item<double>())) largest = INFINITY;
-    kept_bytes += x.numel() * 8;
-    keep = keep && kept_bytes <= kFeatureCacheBytes;
     if (keep) kept[i] = x;
   }
-  if (!keep) kept.clear();
   c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
   auto m = torch::tensor({largest}, torch::kFloat64);
   c.ranks.max(m, CommTag::kPca);
