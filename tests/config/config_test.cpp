@@ -191,6 +191,8 @@ TEST(Config, DefaultsWhenOmitted) {
   EXPECT_EQ(c.train.lambda_orth, 0.0);
   EXPECT_EQ(c.train.val_fraction, 0.1);
   EXPECT_EQ(c.train.max_train_examples, 0);
+  EXPECT_TRUE(c.train.deterministic);  // same bits at any world size unless asked otherwise
+  EXPECT_EQ(c.train.unit_size, 4);
   EXPECT_EQ(c.eval.batch_size, 32);
   EXPECT_EQ(c.eval.ppl_text, "");
   EXPECT_EQ(c.eval.max_examples, 0);
@@ -256,6 +258,10 @@ TEST(Config, TypeErrorsNameKeyPathAndLine) {
             "x.yaml:2: model.path: expected a string, got a map");
   EXPECT_EQ(problem("lora: {lr: .nan}\n" + kMinimal),
             "x.yaml:1: lora.lr: expected a number >= 0, got '.nan'");
+  EXPECT_EQ(problem("train:\n  deterministic: maybe\n" + kMinimal),
+            "x.yaml:2: train.deterministic: expected true or false, got 'maybe'");
+  EXPECT_EQ(problem("train: {unit_size: 0}\n" + kMinimal),
+            "x.yaml:1: train.unit_size: expected an integer >= 1, got '0'");
 }
 
 TEST(Config, OutOfRangeValues) {
@@ -565,7 +571,8 @@ model: {path: models/m, tokenizer: bytes, dtype: f16, device: cuda}
 prompt: {length: 4}
 pca: {k: 12, source: hidden:2, max_tokens: 100}
 lora: {rank: 2, alpha: 3.5, dropout: 0.1, targets: [up, q], lr: 0.001}
-train: {lr: 0.1, weight_decay: 1e-05, schedule: constant, lambda_orth: 0.25, val_fraction: 0.2}
+train: {lr: 0.1, weight_decay: 1e-05, schedule: constant, lambda_orth: 0.25, val_fraction: 0.2,
+        deterministic: false, unit_size: 3}
 eval: {ppl_text: wiki.txt}
 tasks:
   - name: "yes"
@@ -592,6 +599,8 @@ tasks:
   EXPECT_EQ(b.pca.hidden_layer, 2);
   EXPECT_EQ(b.tasks[0].name, "yes");
   EXPECT_EQ(b.tasks[1].validation, "/base/e/dev.jsonl");
+  EXPECT_FALSE(b.train.deterministic);
+  EXPECT_EQ(b.train.unit_size, 3);
 
   // Defaults round-trip too, and a changed setting changes the text.
   RunConfig d = parse(kMinimal);
