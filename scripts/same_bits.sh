@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Same bits at any scale (SPEC 3, docs/distributed.md): runs shipped configs
 # for every method on 1 rank and on N ranks (and sharded), and compares each
-# run's library.safetensors byte for byte and its results.json apart from
-# timing against the 1-rank run's.
+# run's results.json, metrics.jsonl (timing aside) and library tensors bit
+# for bit against the 1-rank run's (tests/ckpt/compare_runs.py exact).
 #
 #   scripts/same_bits.sh [--ranks "2 3 4"] [--methods "sparc lora"]
 #       [--configs "configs/tiny-task-incremental.yaml ..."] [--out DIR]
@@ -31,21 +31,6 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1  # same threads per rank: part of the guarantee
 mkdir -p "$out"
 
-# results.json without what measures time or memory.
-strip() {
-  python3 - "$1" <<'PY'
-import json, sys
-def walk(x):
-    if isinstance(x, dict):
-        return {k: walk(v) for k, v in x.items()
-                if not any(w in k for w in ("second", "time", "rss", "tokens_per_s", "ranks", "world"))}
-    if isinstance(x, list):
-        return [walk(v) for v in x]
-    return x
-print(json.dumps(walk(json.load(open(sys.argv[1]))), indent=1, sort_keys=True))
-PY
-}
-
 run() {  # run NAME NP CONFIG METHOD [SETTINGS...]
   local name=$1 np=$2 config=$3 method=$4; shift 4
   local dir=$out/$name
@@ -62,12 +47,11 @@ run() {  # run NAME NP CONFIG METHOD [SETTINGS...]
   echo "  ran $name in $((SECONDS - start)) s" >&2
 }
 
-same() {  # same BASE OTHER
-  if cmp -s "$out/$1/library.safetensors" "$out/$2/library.safetensors" &&
-     diff -q <(strip "$out/$1/results.json") <(strip "$out/$2/results.json") >/dev/null; then
+same() {  # same BASE OTHER: results.json, metrics.jsonl (timing aside) and every tensor
+  if /usr/bin/python3 "$here/tests/ckpt/compare_runs.py" exact "$out/$1" "$out/$2" >"$out/$2.compare" 2>&1; then
     echo "same  $2 = $1"
   else
-    echo "DIFF  $2 != $1"; return 1
+    echo "DIFF  $2 != $1 ($out/$2.compare)"; return 1
   fi
 }
 

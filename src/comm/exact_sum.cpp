@@ -11,25 +11,24 @@ namespace {
 
 constexpr int kMinExponent = -1000, kMaxExponent = 1000;
 
-// The largest |x| of each segment of a flat tensor, +Inf where one is not finite.
-std::vector<double> segment_maxima(const torch::Tensor& flat, const std::vector<std::int64_t>& segs) {
+// The largest |x| of each segment of a flat tensor (f64, on its device),
+// +Inf where one is not finite.
+torch::Tensor segment_maxima(const torch::Tensor& flat, const std::vector<std::int64_t>& segs) {
   std::vector<torch::Tensor> parts;
   std::int64_t offset = 0;
+  const auto f64 = flat.options().dtype(torch::kFloat64);
   for (auto n : segs) {
     auto s = flat.narrow(0, offset, n);
     offset += n;
     if (n == 0) {
-      parts.push_back(torch::zeros({}, flat.options().dtype(torch::kFloat64)));
+      parts.push_back(torch::zeros({}, f64));
       continue;
     }
     // NaN compares false everywhere: replace a non-finite segment's maximum by +Inf.
-    auto m = s.abs().max().to(torch::kFloat64);
-    parts.push_back(torch::where(torch::isfinite(s).all(), m,
-                                 torch::full({}, std::numeric_limits<double>::infinity(),
-                                             m.options())));
+    parts.push_back(torch::where(torch::isfinite(s).all(), s.abs().max().to(torch::kFloat64),
+                                 torch::full({}, std::numeric_limits<double>::infinity(), f64)));
   }
-  auto all = torch::stack(parts).cpu();
-  return std::vector<double>(all.data_ptr<double>(), all.data_ptr<double>() + all.numel());
+  return torch::stack(parts);
 }
 
 }  // namespace
@@ -63,7 +62,6 @@ torch::Tensor from_fixed_point(const torch::Tensor& q, int exponent) {
 ExactSum::ExactSum(std::vector<std::int64_t> segments, std::int64_t total_units)
     : segments_(std::move(segments)), total_units_(std::max<std::int64_t>(1, total_units)) {
   for (auto n : segments_) numel_ += n;
-  local_max_.assign(segments_.size(), 0.0);
 }
 
 ExactSum::ExactSum(std::vector<std::int64_t> segments, std::int64_t total_units,
@@ -90,13 +88,15 @@ void ExactSum::add(const torch::Tensor& unit) {
   if (added_ == 0) device_ = flat.device();
   ++added_;
   if (!bounded_) {
+    // The running maxima stay on the units' device: no host sync per unit.
     const auto m = segment_maxima(flat, segments_);
-    for (size_t s = 0; s < m.size(); ++s) local_max_[s] = std::max(local_max_[s], m[s]);
+    local_max_ = local_max_.defined() ? torch::maximum(local_max_, m) : m;
     kept_.push_back(flat.detach().clone());
     return;
   }
   if (poisoned_) return;
-  const auto m = segment_maxima(flat, segments_);
+  const auto host = segment_maxima(flat, segments_).cpu();
+  const std::vector<double> m(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
   std::int64_t offset = 0;
   std::vector<torch::Tensor> parts;
   for (size_t s = 0; s < segments_.size(); ++s) {
@@ -117,9 +117,10 @@ torch::Tensor ExactSum::reduce(Communicator* comm, CommTag tag) {
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device_);
   if (!bounded_) {
     // One MAX over the ranks of each segment's largest magnitude.
-    auto maxima = torch::tensor(local_max_, torch::kFloat64);
+    auto maxima = local_max_.defined()
+                      ? local_max_.clone()
+                      : torch::zeros({std::int64_t(segments_.size())}, f64);
     if (poisoned_) maxima.fill_(std::numeric_limits<double>::infinity());
-    maxima = maxima.to(device_);
     if (many) comm->all_reduce(maxima, ReduceOp::kMax, tag);
     auto host = maxima.cpu();
     exponents_.clear();

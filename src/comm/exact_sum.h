@@ -73,7 +73,7 @@ class ExactSum {
   bool poisoned_ = false;
   std::int64_t added_ = 0;
   std::vector<torch::Tensor> kept_;      // unbounded: the units, until reduce()
-  std::vector<double> local_max_;        // unbounded: per segment, over kept units
+  torch::Tensor local_max_;              // unbounded: per segment, over kept units (f64, units' device)
   std::vector<int> exponents_;
   torch::Tensor acc_;                    // bounded: the int64 running sum
   torch::Device device_ = torch::kCPU;

@@ -3,8 +3,6 @@ metrics.jsonl), independently of sparc's own code.
 
   compare_runs.py exact DIR_A DIR_B   every field and every tensor bit-identical
                                       (timing fields excepted)
-  compare_runs.py close DIR_A DIR_B   the same accuracy matrix, zero-shot row and
-                                      reuse decisions; tensors within 1e-5
 Exits 1 with the differences listed."""
 import json
 import struct
@@ -44,40 +42,30 @@ def main():
     problems = []
     ra = json.load(open(a + "/results.json"))
     rb = json.load(open(b + "/results.json"))
-    if mode == "exact":
-        for key in sorted(set(ra) | set(rb)):
-            if ra.get(key) != rb.get(key):
-                problems.append(f"results.json {key}: {ra.get(key)} != {rb.get(key)}")
-        if metrics(a + "/metrics.jsonl") != metrics(b + "/metrics.jsonl"):
-            problems.append("metrics.jsonl differs (timing fields aside)")
-    else:
-        for key in ["tasks", "accuracy_matrix", "zero_shot", "test_sizes", "reuse"]:
-            if ra.get(key) != rb.get(key):
-                problems.append(f"results.json {key}: {ra.get(key)} != {rb.get(key)}")
+    if mode != "exact":
+        sys.exit(f"compare_runs.py: unknown mode {mode} (expected exact)")
+    for key in sorted(set(ra) | set(rb)):
+        if ra.get(key) != rb.get(key):
+            problems.append(f"results.json {key}: {ra.get(key)} != {rb.get(key)}")
+    if metrics(a + "/metrics.jsonl") != metrics(b + "/metrics.jsonl"):
+        problems.append("metrics.jsonl differs (timing fields aside)")
     ta, ma = tensors(a + "/library.safetensors")
     tb, mb = tensors(b + "/library.safetensors")
     if sorted(ta) != sorted(tb):
         problems.append(f"tensor names differ: {sorted(set(ta) ^ set(tb))}")
     if ma != mb:
         problems.append("library metadata differs")
-    worst = 0.0
     for name in sorted(set(ta) & set(tb)):
         x, y = ta[name], tb[name]
         if x.shape != y.shape:
             problems.append(f"{name}: shape {x.shape} != {y.shape}")
             continue
-        if mode == "exact":
-            if x.tobytes() != y.tobytes():
-                problems.append(f"{name}: not bit-identical (max diff {np.abs(x - y).max():.3g})")
-        else:
-            d = float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max()) if x.size else 0.0
-            worst = max(worst, d)
-            if d > 1e-5:
-                problems.append(f"{name}: max diff {d:.3g} > 1e-5")
+        if x.tobytes() != y.tobytes():
+            problems.append(f"{name}: not bit-identical (max diff {np.abs(x - y).max():.3g})")
     for p in problems:
         print("DIFF:", p)
     print(f"{mode}: {len(ta)} tensors, accuracy rows {len(ra['accuracy_matrix'])}, "
-          f"max tensor diff {worst:.3g}, {len(problems)} difference(s)")
+          f"{len(problems)} difference(s)")
     sys.exit(1 if problems else 0)
 
 
