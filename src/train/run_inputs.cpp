@@ -62,6 +62,14 @@ void load_model(RunContext& c) {
   for (const auto& t : cfg.lora.targets)
     if (t == "gate" && c.model->config().arch == Arch::kGpt2)
       throw InputError(cfg.source_path, "lora.targets: gpt2 has no 'gate' projection");
+  const std::int64_t step_examples = std::int64_t(cfg.train.batch_size) * cfg.train.grad_accum;
+  const std::int64_t units = (step_examples + cfg.train.unit_size - 1) / cfg.train.unit_size;
+  if (cfg.train.deterministic && units < c.world())
+    spdlog::warn("a step's {} examples make {} unit(s) of train.unit_size {} for {} ranks: {} "
+                 "rank(s) compute nothing in training{}; lower train.unit_size or raise "
+                 "train.batch_size to use them",
+                 step_examples, units, cfg.train.unit_size, c.world(), c.world() - units,
+                 m.sharding == "layer" ? " (they join the gathers only)" : "");
   spdlog::info("model {}: {} ({} parameters, {}{})", m.path, c.model->config().summary(),
                c.model->parameter_count(), m.dtype,
                c.model->sharded() ? fmt::format("; layer-sharded: {:.1f} MB of blocks on this rank",

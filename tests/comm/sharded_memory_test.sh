@@ -4,7 +4,8 @@
 # model.sharding=layer and =none; each rank's peak resident memory above its
 # resident memory just before loading the model must be at most 0.6 of the
 # unsharded run's (each rank keeps half the blocks plus at most two gathered
-# ones). Usage: sharded_memory_test.sh SPARC_BINARY PROJECT_ROOT
+# ones). Units of one example, so that both ranks compute in both runs.
+# Usage: sharded_memory_test.sh SPARC_BINARY PROJECT_ROOT
 set -u
 sparc=$1
 root=$2
@@ -19,7 +20,7 @@ for sharding in none layer; do
   line=$(timeout 600 mpirun -np 2 --oversubscribe "$sparc" --log-level warn bench step \
            --config "$root/configs/tiny-task-incremental.yaml" --steps 2 --json \
            --set model.path="$tmp/model" --set model.tokenizer=bytes \
-           --set model.sharding=$sharding --set method=sparc --set train.batch_size=2 \
+           --set model.sharding=$sharding --set method=sparc --set train.batch_size=2 --set train.unit_size=1 \
            --set prompt.length=4 --set pca.k=8 --set train.max_train_examples=32) ||
     fail "bench step (sharding $sharding) failed"
   echo "$line"
