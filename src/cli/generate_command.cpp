@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "core/log.h"
 #include "model/generator.h"
 #include "model/model_loader.h"
@@ -50,6 +51,7 @@ void add_generate_command(CLI::App& app, std::vector<Command>& commands) {
                                      " tokens but the model's vocabulary has " +
                                      std::to_string(source->config().vocab_size));
     Transformer model(*source, options);
+    if (auto line = settle_threads_for_model(model.config().dim); !line.empty()) spdlog::info(line);
     spdlog::info("model {}: {} ({} parameters, {})", args->model, model.config().summary(),
                  model.parameter_count(), args->dtype);
 

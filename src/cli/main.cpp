@@ -9,6 +9,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "cli/commands.h"
 #include "comm/agreement.h"
@@ -19,6 +22,15 @@
 #include "core/threads.h"
 
 namespace {
+
+void apply_threads(int threads) {
+  torch::set_num_threads(threads);
+  // LibTorch's set_num_threads does not reach OpenBLAS's own thread pool
+  // (pthread OpenBLAS): each rank gets the same count there too.
+  using SetThreads = void (*)(int);
+  if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+    set_blas(threads);
+}
 
 std::string version_text() {
   std::string s = std::string("sparc ") + SPARC_VERSION + " (LibTorch " + TORCH_VERSION;
@@ -61,8 +73,9 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   int threads = 0;
   app.add_option("--threads", threads,
-                 "intra-op threads (default: OMP_NUM_THREADS, else 1; small models run "
-                 "fastest on one)");
+                 "intra-op and BLAS threads of this rank (default: OMP_NUM_THREADS, else "
+                 "the processors its launcher gave it: CPU affinity, cgroup quota, "
+                 "processors / ranks on this node)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   std::vector<sparc::cli::Command> commands;
@@ -95,16 +108,23 @@ int main(int argc, char** argv) {
 
   try {
     sparc::init_logging(log_level);
-    // Not given (or not positive): OMP_NUM_THREADS, else 1, as the wait-policy choice read it.
-    if (threads <= 0) threads = std::max(1, sparc::requested_threads(argc, argv));
-    torch::set_num_threads(threads);
-    // LibTorch's set_num_threads does not reach OpenBLAS's own thread pool
-    // (pthread OpenBLAS): each rank gets the same count there too.
-    using SetThreads = void (*)(int);
-    if (auto set_blas = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-      set_blas(threads);
+    // Not given (or not positive): OMP_NUM_THREADS, else the processors the
+    // launcher gave this rank, as the wait-policy choice read them.
+    std::string why;
+    const bool requested = sparc::requested_threads(argc, argv) > 0;
+    threads = sparc::resolved_threads(argc, argv, &why);
+    apply_threads(threads);
+    sparc::record_thread_choice(threads, requested, why, apply_threads);
     for (const auto& c : commands)
-      if (c.app->parsed()) return c.run();
+      if (c.app->parsed()) {
+        // The commands that compute say how many threads and why; the others only at debug.
+        const std::string name = c.app->get_name();
+        const bool computes = name == "train" || name == "pretrain" || name == "bench" ||
+                              name == "eval" || name == "generate";
+        spdlog::log(computes ? spdlog::level::info : spdlog::level::debug, "{} thread{} per rank: {}",
+                    threads, threads == 1 ? "" : "s", why);
+        return c.run();
+      }
     return sparc::kExitInputError;
   } catch (const sparc::StopRequested& e) {
     // Every rank agreed to stop after the same step; the checkpoint is written.

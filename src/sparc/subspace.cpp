@@ -1,14 +1,46 @@
 #include "sparc/subspace.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <tuple>
 
 #include "core/error.h"
 
 namespace sparc {
 namespace {
+
+// LAPACK's eigensolver (OpenBLAS's, threaded) splits its work, and with it
+// the rounding, by the thread count: measured, the tiny configs' bases
+// differed by ~4e-15 between --threads 1 and 2. One thread for the solve
+// makes the basis the same whatever a rank's thread count (it is a small
+// part of a run: D x D, once per task).
+class OneSolverThread {
+ public:
+  OneSolverThread() : torch_threads_(torch::get_num_threads()) {
+    get_ = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    set_ = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    if (get_ && set_) {
+      blas_threads_ = get_();
+      set_(1);
+    }
+    torch::set_num_threads(1);
+  }
+  ~OneSolverThread() {
+    torch::set_num_threads(torch_threads_);
+    if (get_ && set_) set_(blas_threads_);
+  }
+  OneSolverThread(const OneSolverThread&) = delete;
+  OneSolverThread& operator=(const OneSolverThread&) = delete;
+
+ private:
+  int torch_threads_, blas_threads_ = 1;
+  int (*get_)() = nullptr;
+  void (*set_)(int) = nullptr;
+};
 
 constexpr auto kF64 = torch::kFloat64;
 
@@ -136,7 +168,11 @@ Subspace compute_subspace(const CovarianceAccumulator& acc, std::int64_t k) {
   auto cov = acc.covariance();  // throws when n == 0
   if (!torch::isfinite(cov).all().item<bool>())
     throw InputError("pca", "the covariance has non-finite entries (NaN or infinite inputs)");
-  auto [values, vectors] = torch::linalg_eigh(cov, "L");  // ascending; eigenvectors in columns
+  torch::Tensor values, vectors;
+  {
+    OneSolverThread one;
+    std::tie(values, vectors) = torch::linalg_eigh(cov, "L");  // ascending; eigenvectors in columns
+  }
   auto top = torch::arange(d - 1, d - 1 - k, -1, torch::kLong);
 
   Subspace s;

@@ -14,6 +14,7 @@
 #include "comm/agreement.h"
 #include "comm/communicator_factory.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "core/file.h"
 #include "core/hash.h"
 #include "core/process.h"
@@ -342,6 +343,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm, Communica
   ModelOptions options;
   options.device = parse_model_device(resolve_device(cfg.device), "model.device");
   Transformer model(*random_weights(mc, cfg.seed), options);
+  if (auto line = settle_threads_for_model(model.config().dim); !line.empty()) spdlog::info(line);
   model.set_weights_trainable(true);
   std::vector<torch::Tensor> decay, no_decay, params;
   for (auto& [name, w] : model.named_weights()) {

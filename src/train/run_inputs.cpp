@@ -8,6 +8,7 @@
 #include "comm/agreement.h"
 #include "model/fingerprint.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "core/file.h"
 #include "core/random.h"
 #include "data/jsonl_reader.h"
@@ -59,6 +60,7 @@ void load_model(RunContext& c) {
   if (m.sharding == "layer" && c.world() > 1) opt.shard_comm = c.ranks.comm;
   c.rss_before_model_kb = resident_kb();
   c.model = std::make_unique<Transformer>(*source, opt);
+  if (auto line = settle_threads_for_model(c.model->config().dim); !line.empty()) spdlog::info(line);
   for (const auto& t : cfg.lora.targets)
     if (t == "gate" && c.model->config().arch == Arch::kGpt2)
       throw InputError(cfg.source_path, "lora.targets: gpt2 has no 'gate' projection");
