@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""Runs `sparc bench step` and the PyTorch reference (reference_step.py) in
-alternation in one session and prints medians and ratios (docs/benchmarks.md).
+"""Runs `sparc bench step` and the two PyTorch peers of reference_step.py (the
+Hugging Face-style one, norms and softmax in f32, and the lean one, both kept
+in the model dtype) in alternation in one session and prints per-run and
+median ratios (docs/benchmarks.md).
 
   /usr/bin/python3 tests/bench/compare.py [--sparc build/sparc] [--repeats 3] [--steps 3]
       [--dtypes f32,bf16] [--scaling] [--pca] [--gemm] [--json FILE]
@@ -69,10 +71,11 @@ def ours(dtype, threads=None, ranks=1, extra=()):
     return run_json(cmd, threads)
 
 
-def reference(dtype, threads=None):
+def reference(dtype, threads=None, style="hf"):
     threads = threads or a.threads
     cmd = ["/usr/bin/python3", os.path.join(ROOT, "tests", "bench", "reference_step.py"),
-           "--dtype", dtype, "--steps", str(a.steps), "--threads", str(threads)] + a.ref_args.split()
+           "--dtype", dtype, "--steps", str(a.steps), "--threads", str(threads),
+           "--style", style] + a.ref_args.split()
     return run_json(cmd, threads)
 
 
@@ -100,32 +103,46 @@ if a.gemm:
 
 if not a.no_compare:
     summary["compare"] = {}
-    print(f"{'dtype':6} {'run':>3} {'ours tok/s':>11} {'torch tok/s':>12} {'mfu':>6} {'load':>5}")
+    print(f"{'dtype':6} {'run':>3} {'ours tok/s':>11} {'hf tok/s':>9} {'lean tok/s':>11} "
+          f"{'/hf':>5} {'/lean':>6} {'mfu':>6} {'load':>5}")
     for dt in a.dtypes.split(","):
-        o_runs, r_runs = [], []
+        o_runs, r_runs, l_runs = [], [], []
         for i in range(a.repeats):
             o = ours(dt)
             r = reference(dt)
+            l = reference(dt, style="lean")
             o_runs.append(o)
             r_runs.append(r)
-            print(f"{dt:6} {i:3d} {o['tokens_per_s']:11.1f} {r['tokens_per_s']:12.1f} "
-                  f"{o['mfu']:6.3f} {load():5.2f}", flush=True)
+            l_runs.append(l)
+            print(f"{dt:6} {i:3d} {o['tokens_per_s']:11.1f} {r['tokens_per_s']:9.1f} "
+                  f"{l['tokens_per_s']:11.1f} {o['tokens_per_s'] / r['tokens_per_s']:5.2f} "
+                  f"{o['tokens_per_s'] / l['tokens_per_s']:6.2f} {o['mfu']:6.3f} {load():5.2f}",
+                  flush=True)
+        flops = o_runs[0]["model_flops_per_token"]
+        peak = med(o_runs, "gemm_peak_gflops")
         row = {"ours_tokens_per_s": med(o_runs, "tokens_per_s"),
                "ref_tokens_per_s": med(r_runs, "tokens_per_s"),
+               "lean_tokens_per_s": med(l_runs, "tokens_per_s"),
                "ours_ms_per_step": med(o_runs, "ms_per_step"),
                "ref_ms_per_step": med(r_runs, "ms_per_step"),
-               "mfu": med(o_runs, "mfu"), "gemm_peak_gflops": med(o_runs, "gemm_peak_gflops"),
-               "model_flops_per_token": o_runs[0]["model_flops_per_token"],
-               "ref_mfu": med(r_runs, "tokens_per_s") * o_runs[0]["model_flops_per_token"] /
-                          1e9 / med(o_runs, "gemm_peak_gflops"),
+               "lean_ms_per_step": med(l_runs, "ms_per_step"),
+               "mfu": med(o_runs, "mfu"), "gemm_peak_gflops": peak,
+               "model_flops_per_token": flops,
+               "ref_mfu": med(r_runs, "tokens_per_s") * flops / 1e9 / peak,
+               "lean_mfu": med(l_runs, "tokens_per_s") * flops / 1e9 / peak,
+               "per_run_ratio": [o["tokens_per_s"] / r["tokens_per_s"] for o, r in zip(o_runs, r_runs)],
+               "per_run_lean_ratio": [o["tokens_per_s"] / l["tokens_per_s"] for o, l in zip(o_runs, l_runs)],
+               "per_run_mfu": [o["mfu"] for o in o_runs],
                "seq_len": o_runs[0]["seq_len"], "batch": o_runs[0]["batch"],
                "peak_rss_mb": med(o_runs, "peak_rss_mb")}
         row["ratio"] = row["ours_tokens_per_s"] / row["ref_tokens_per_s"]
+        row["lean_ratio"] = row["ours_tokens_per_s"] / row["lean_tokens_per_s"]
         summary["compare"][dt] = row
-        print(f"{dt}: ours {row['ours_tokens_per_s']:.1f} tok/s, reference "
-              f"{row['ref_tokens_per_s']:.1f} tok/s, ratio {row['ratio']:.3f}; MFU ours "
-              f"{row['mfu']:.3f} reference {row['ref_mfu']:.3f} (peak "
-              f"{row['gemm_peak_gflops']:.1f} GFLOP/s)", flush=True)
+        print(f"{dt}: ours {row['ours_tokens_per_s']:.1f} tok/s, HF-style reference "
+              f"{row['ref_tokens_per_s']:.1f} (ratio {row['ratio']:.3f}), lean reference "
+              f"{row['lean_tokens_per_s']:.1f} (ratio {row['lean_ratio']:.3f}); MFU ours "
+              f"{row['mfu']:.3f}, HF-style {row['ref_mfu']:.3f}, lean {row['lean_mfu']:.3f} (peak "
+              f"{peak:.1f} GFLOP/s)", flush=True)
 
 if a.scaling:
     summary["scaling"] = {}

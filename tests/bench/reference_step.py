@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """PyTorch reference of `sparc bench step` for method sparc (docs/benchmarks.md).
 
+Two peers: --style hf (the default, below) and --style lean, the same model
+with RMSNorm and softmax kept in the model dtype (bf16 stays bf16).
+
 The same training step written the usual PyTorch way, as a Hugging Face-style
 llama of the 1.13 era: frozen nn.Linear weights (requires_grad False) in the
 model dtype, RMSNorm and softmax in f32, RoPE on the two halves of each head,
@@ -32,6 +35,9 @@ p.add_argument("--prompt", type=int, default=20, help="P: prompt length")
 p.add_argument("--k", type=int, default=100, help="subspace dimension")
 p.add_argument("--classes", type=int, default=2)
 p.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
+p.add_argument("--style", choices=["hf", "lean"], default="hf",
+               help="hf: RMSNorm and softmax in f32, as Hugging Face's llama; lean: both kept "
+                    "in the model dtype, as a performance-minded user would write them")
 p.add_argument("--steps", type=int, default=5, help="timed steps, after one warm-up step")
 p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
 args = p.parse_args()
@@ -63,6 +69,8 @@ class RMSNorm(torch.nn.Module):
         self.weight = torch.nn.Parameter(torch.ones(D, dtype=dtype), requires_grad=False)
 
     def forward(self, x):
+        if args.style == "lean":
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * self.weight
         xf = x.float()
         y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
         return y.to(x.dtype) * self.weight
@@ -88,7 +96,7 @@ class Block(torch.nn.Module):
         v = self.v(h).view(B, S, H, hd).transpose(1, 2)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(hd) + mask
-        probs = torch.softmax(scores.float(), -1).to(dtype)
+        probs = torch.softmax(scores, -1) if args.style == "lean" else torch.softmax(scores.float(), -1).to(dtype)
         attn = torch.matmul(probs, v).transpose(1, 2).reshape(B, S, D)
         x = x + self.o(attn)
         m = self.mlp_norm(x)
@@ -149,7 +157,7 @@ for _ in range(args.steps):
     step()
 elapsed = time.perf_counter() - start
 tokens = args.batch * (args.seq + args.prompt) * args.steps
-print(json.dumps({"impl": "pytorch", "tokens_per_s": tokens / elapsed,
+print(json.dumps({"impl": "pytorch" if args.style == "hf" else "pytorch-lean", "tokens_per_s": tokens / elapsed,
                   "ms_per_step": 1000 * elapsed / args.steps, "dtype": args.dtype,
                   "threads": torch.get_num_threads(), "d_model": D, "n_layers": L,
                   "batch": args.batch, "seq_len": args.seq, "prompt_len": args.prompt,
