@@ -11,7 +11,8 @@ Every figure is the median of --repeats runs; ours and the reference
 alternate run by run, so machine load drifts hit both alike. The target
 configuration is configs/bench-d512.yaml (its random model is written to
 build/bench-d512 first when absent). --scaling adds 1 rank x 1 thread,
-1 rank x 2 threads and 2 ranks x 1 thread (mpirun); --pca adds bench pca;
+1 rank x 2 threads and 2 ranks x 1 thread (mpirun); --threads-by-width 1 vs 2
+threads by model width; --pca adds bench pca;
 --gemm adds bench gemm's peaks. One JSON summary line is printed at the end
 (and written to --json).
 """
@@ -40,6 +41,9 @@ p.add_argument("--gemm", action="store_true")
 p.add_argument("--sweep", action="store_true",
                help="cost vs sequence length and model size: ours and the reference, "
                     "alternating, 1 thread, --repeats runs each")
+p.add_argument("--threads-by-width", action="store_true",
+               help="1 vs 2 threads on one rank for models of width 64-512 (4 layers, pca.k 32, the "
+                    "config's sequences): where the default thread count drops to one")
 p.add_argument("--json", help="also write the summary here")
 a = p.parse_args()
 
@@ -206,6 +210,29 @@ if a.sweep:
               f"({row['ours_ms_per_step']:.0f} ms/step, {row['model_flops_per_token'] / 1e6:.1f} "
               f"MFLOP/token, MFU {row['mfu']:.2f}), reference {row['ref_tokens_per_s']:.1f}, ratio "
               f"{row['ratio']:.2f} (load {load():.2f})", flush=True)
+
+if a.threads_by_width:
+    summary["threads_by_width"] = []
+    dt = a.dtypes.split(",")[0]
+    for dim in (64, 128, 192, 256, 384, 512):
+        path = os.path.join(os.path.dirname(a.model), f"threads-d{dim}")
+        if not os.path.exists(os.path.join(path, "config.json")):
+            subprocess.run([a.sparc, "random-model", "--out", path, "--dim", str(dim), "--layers",
+                            "4", "--heads", str(max(1, dim // 64)), "--ffn", str(dim * 8 // 3),
+                            "--vocab", "512"], check=True, capture_output=True)
+        one, two = [], []
+        for i in range(a.repeats):
+            one.append(ours(dt, threads=1, extra=[f"model.path={path}", "pca.k=32"]))
+            two.append(ours(dt, threads=2, extra=[f"model.path={path}", "pca.k=32"]))
+        row = {"dim": dim, "dtype": dt, "tokens_per_s_1t": med(one, "tokens_per_s"),
+               "tokens_per_s_2t": med(two, "tokens_per_s"),
+               "per_run_speedup": [b["tokens_per_s"] / o["tokens_per_s"] for o, b in zip(one, two)]}
+        row["speedup"] = row["tokens_per_s_2t"] / row["tokens_per_s_1t"]
+        summary["threads_by_width"].append(row)
+        print(f"width {dim}: 1 thread {row['tokens_per_s_1t']:.0f} tok/s, 2 threads "
+              f"{row['tokens_per_s_2t']:.0f} tok/s: {row['speedup']:.2f}x (runs: " +
+              ", ".join(f"{x:.2f}" for x in row["per_run_speedup"]) + f"; load {load():.2f})",
+              flush=True)
 
 summary["loadavg_end"] = os.getloadavg()
 line = json.dumps(summary)
