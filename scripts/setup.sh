@@ -27,6 +27,7 @@ PACKAGES=(
   libcli11-dev          # command line
   nlohmann-json3-dev    # JSON, JSONL, safetensors headers
   libpcre2-dev          # tokenizer.json pre-tokenizer regexes (Unicode classes, lookahead)
+  libutf8proc-dev       # tokenizer.json normalizers (NFC, NFKC: Qwen, Gemma)
   sentencepiece         # spm_train / spm_encode, run by the tokenizer.model tests
   python3-torch python3-numpy  # the independent PyTorch reference the tests compare against
   wordnet-base          # WordNet 3.0 database: sparc prepare-data wordnet-wic / wordnet-hypernym
