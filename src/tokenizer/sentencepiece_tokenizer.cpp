@@ -292,8 +292,8 @@ SentencePieceTokenizer SentencePieceTokenizer::from_bytes(std::string_view bytes
 void SentencePieceTokenizer::load(std::string_view bytes) {
   ModelProto m = read_model(bytes, name_);
   if (m.pieces.empty()) throw InputError(name_, "SentencePiece model has no pieces");
-  const std::string supported = "only BPE models (Llama 2, TinyLlama) are supported";
-  if (m.model_type != 2) {
+  const std::string supported = "only BPE and unigram models are supported";
+  if (m.model_type != 1 && m.model_type != 2) {
     const char* type = model_type_name(m.model_type);
     throw InputError(name_, type
                                 ? std::string("is a ") + type + " SentencePiece model; " + supported
@@ -302,7 +302,8 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
   }
   if (m.has_charsmap)
     throw InputError(name_, "uses the SentencePiece normalization rule '" + m.normalizer_name +
-                                "'; only 'identity' (Llama 2, TinyLlama) is supported");
+                                "'; only 'identity' (Llama 2, TinyLlama) is supported (train "
+                                "with --normalization_rule_name=identity)");
   if (m.treat_whitespace_as_suffix)
     throw InputError(name_, "sets treat_whitespace_as_suffix, which is not supported");
   if (m.pieces.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
@@ -364,9 +365,25 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
   bos_ = special(m.bos_id, "bos_id");
   eos_ = special(m.eos_id, "eos_id");
 
+  if (m.model_type == 1) {  // unigram: pieces in SentencePiece's own spelling
+    UnigramModel::Vocabulary uni;
+    uni.unk_id = vocab.unk_id;
+    uni.byte_fallback = m.byte_fallback;
+    uni.byte_ids.fill(-1);
+    for (std::int32_t id = 0; id < n; ++id) {
+      const PieceType type = types_[id];
+      uni.pieces.push_back(m.pieces[id].text);
+      uni.scores.push_back(m.pieces[id].score);
+      uni.uses.push_back(type == PieceType::kNormal        ? UnigramModel::Use::kNormal
+                         : type == PieceType::kUserDefined ? UnigramModel::Use::kUserDefined
+                                                           : UnigramModel::Use::kNone);
+      if (type == PieceType::kByte) uni.byte_ids[byte_of_piece(m.pieces[id].text)] = id;
+    }
+    unigram_.emplace(std::move(uni));
+  }
   pieces_.reserve(m.pieces.size());
   for (auto& p : m.pieces) pieces_.push_back(std::move(p.text));
-  encoder_ = Llama2cTokenizer::from_vocabulary(std::move(vocab), name_);
+  if (!unigram_) encoder_ = Llama2cTokenizer::from_vocabulary(std::move(vocab), name_);
 }
 
 void SentencePieceTokenizer::check_id(std::int32_t id) const {
@@ -411,7 +428,14 @@ std::string SentencePieceTokenizer::normalize(std::string_view text) const {
 }
 
 std::vector<std::int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
-  return encoder_->encode(normalize(text));
+  if (!unigram_) return encoder_->encode(normalize(text));
+  // The unigram model reads SentencePiece's spelling, dummy prefix included.
+  const std::string_view space = escape_whitespaces_ ? kSpaceSymbol : std::string_view(" ");
+  const std::string normalized = normalize(text);
+  std::string spelled;
+  if (add_dummy_prefix_ && !normalized.empty()) spelled = space;
+  spelled += replace_all(normalized, " ", space);
+  return unigram_->encode(spelled);
 }
 
 std::string SentencePieceTokenizer::decode(const std::vector<std::int32_t>& ids) const {

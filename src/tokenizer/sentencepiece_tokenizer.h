@@ -1,11 +1,15 @@
-// SentencePiece BPE models (tokenizer.model: Llama 2, TinyLlama). The file is
+// SentencePiece BPE and unigram models (tokenizer.model: Llama 2, TinyLlama;
+// unigram models trained with identity normalization). The file is
 // a serialized protobuf ModelProto, read here by hand: linking libsentencepiece
 // next to LibTorch's libprotobuf crashes at load time (both define protobuf's
-// symbols). Encoding is llama2.c's, whose tokenizer.bin files were exported
-// from these models, run by Llama2cTokenizer, so ids match spm_encode.
+// symbols). BPE encoding is llama2.c's, whose tokenizer.bin files were
+// exported from these models, run by Llama2cTokenizer, so ids match
+// spm_encode; unigram encoding is SentencePiece's Viterbi (unigram_model.h).
 // BOS/EOS are the model's own (none when it sets them to -1). decode() writes
 // control tokens (BOS, EOS, padding) as no text and <unk> as SentencePiece
-// does (" ⁇ "). Only identity normalization is supported (Llama 2's), and
+// does (" ⁇ "). Only identity normalization is supported (Llama 2's; a
+// precompiled rule such as nmt_nfkc, which most unigram models use, is an
+// InputError), and
 // UNUSED pieces are never produced (SentencePiece merges into them and splits
 // them again; neither Llama 2 nor TinyLlama has any).
 #pragma once
@@ -17,6 +21,7 @@
 
 #include "tokenizer/llama2c_tokenizer.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unigram_model.h"
 
 namespace sparc {
 
@@ -64,7 +69,8 @@ class SentencePieceTokenizer : public Tokenizer {
   bool add_dummy_prefix_ = true;
   bool remove_extra_whitespaces_ = true;
   bool escape_whitespaces_ = true;
-  std::optional<Llama2cTokenizer> encoder_;
+  std::optional<Llama2cTokenizer> encoder_;  // BPE models
+  std::optional<UnigramModel> unigram_;       // unigram models
 };
 
 }  // namespace sparc

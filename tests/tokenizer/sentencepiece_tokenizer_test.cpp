@@ -179,10 +179,8 @@ TEST(SentencePieceHandBuilt, MalformedFilesAreInputErrors) {
   expect_input_error(parse(ok + key(9, 1) + "1234567"), "bad.model", "length 8 runs past the end");
   expect_input_error(parse(""), "bad.model", "SentencePiece model has no pieces");
   expect_input_error(parse("not a model"), "bad.model", "not a valid SentencePiece model");
-  expect_input_error(parse(minimal_model(int_field(3, 1))), "bad.model",
-                     "is a unigram SentencePiece model; only BPE models (Llama 2, TinyLlama) are "
-                     "supported");
-  expect_input_error(parse(minimal_model(int_field(3, 4))), "bad.model", "is a char SentencePiece");
+  expect_input_error(parse(minimal_model(int_field(3, 4))), "bad.model",
+                     "is a char SentencePiece model; only BPE and unigram models are supported");
   expect_input_error(parse(minimal_model(int_field(3, 9))), "bad.model",
                      "unknown SentencePiece model_type 9");
   expect_input_error(parse(minimal_model("", bytes_field(1, "nmt_nfkc") + bytes_field(2, "map"))),
@@ -225,6 +223,24 @@ TEST(SentencePieceHandBuilt, CorruptedBytesNeverCrash) {
 TEST(SentencePieceErrors, MissingFile) {
   expect_input_error([] { SentencePieceTokenizer t("/nonexistent/tokenizer.model"); },
                      "/nonexistent/tokenizer.model", "cannot open");
+}
+
+TEST(SentencePieceHandBuilt, UnigramViterbi) {
+  // The minimal model as a unigram model (a second model_type field wins).
+  // NORMAL scores: ▁ a b 0, ab ba -1, ▁a -2, ▁ab -3; so min -3, unknown
+  // -3 - 10 = -13, and max 0 -> FLT_MIN, so <sep> scores 5 * FLT_MIN - 0.1.
+  const auto t = SentencePieceTokenizer::from_bytes(minimal_model(int_field(3, 1)), "uni.model");
+  // "▁ab": ▁|a|b = 0 beats ▁|ab = -1, ▁a|b = -2, ▁ab = -3.
+  EXPECT_EQ(t.encode("ab"), (Ids{6, 7, 8}));
+  // '!' has no piece: unknown (-13), replaced by its byte piece <0x21>.
+  EXPECT_EQ(t.encode("a!"), (Ids{6, 7, 3}));
+  EXPECT_EQ(t.encode("\xC3\xA9"), (Ids{6, 4, 5}));  // é: unknown, two byte pieces
+  // Byte fallback without a <0x7A> piece: <unk> for each byte, not fused.
+  EXPECT_EQ(t.encode("zz"), (Ids{6, 0, 0}));
+  // <sep> (-0.1) beats five unknown characters (-65).
+  EXPECT_EQ(t.encode("a<sep>b"), (Ids{6, 7, 13, 8}));
+  EXPECT_EQ(t.encode(""), (Ids{}));
+  EXPECT_EQ(t.decode({6, 7, 13, 8}), "a<sep>b");
 }
 
 // ---- Models trained by spm_train, compared with spm_encode ---------------------------
@@ -279,7 +295,10 @@ std::string long_text() {
 // `sentencepiece`): "llama", set up like Llama 2 (BPE, byte fallback, identity
 // normalization, no whitespace folding, digits split); "folded", with the
 // default whitespace folding, no byte fallback, no BOS and a user-defined
-// symbol; and a unigram model, which must be refused.
+// symbol; two unigram models with identity normalization, "unigram_bytes"
+// (byte fallback, no whitespace folding) and "unigram_folded" (folding, a
+// user-defined symbol, no byte fallback); and models with SentencePiece's
+// default nmt_nfkc rule, which must be refused.
 class SentencePieceModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -310,6 +329,14 @@ class SentencePieceModel : public ::testing::Test {
             .has_value() &&
         run(common + "--model_type=unigram --model_prefix=" + dir_ + "/unigram " +
             "--vocab_size=100 --hard_vocab_limit=false" + quiet)
+            .has_value() &&
+        run(common + "--model_type=unigram --model_prefix=" + dir_ + "/unigram_bytes " +
+            "--vocab_size=400 --hard_vocab_limit=false --byte_fallback=true " +
+            "--normalization_rule_name=identity --remove_extra_whitespaces=false" + quiet)
+            .has_value() &&
+        run(common + "--model_type=unigram --model_prefix=" + dir_ + "/unigram_folded " +
+            "--vocab_size=80 --hard_vocab_limit=false --normalization_rule_name=identity " +
+            "--user_defined_symbols='<sep>'" + quiet)
             .has_value() &&
         run(common + "--model_type=bpe --model_prefix=" + dir_ + "/nfkc --vocab_size=100 " +
             "--hard_vocab_limit=false" + quiet)
@@ -441,11 +468,26 @@ TEST_F(SentencePieceModel, InvalidUtf8DoesNotCrash) {
   }
 }
 
+TEST_F(SentencePieceModel, UnigramMatchesSpmEncode) {
+  auto texts = sample_texts();
+  // Characters the corpus never had: unknown, or their byte pieces.
+  texts.insert(texts.end(), {"the<sep>cat", " <sep> <sep>", "<se", "\u0416\u0416 qq\u0416", "zzz",
+                             long_text()});
+  for (const char* name : {"/unigram_bytes.model", "/unigram_folded.model"}) {
+    expect_matches_spm_encode(dir_ + name, texts);
+    expect_matches_spm_encode(dir_ + name, invalid_utf8_texts());
+  }
+  // Lossless with byte fallback and no folding, but for a written '▁' (a space
+  // to SentencePiece).
+  SentencePieceTokenizer t(dir_ + "/unigram_bytes.model");
+  for (const auto& text : sample_texts())
+    if (text.find("\xE2\x96\x81") == std::string::npos)
+      EXPECT_EQ(t.decode(t.encode(text)), text) << text;
+}
+
 TEST_F(SentencePieceModel, RefusesOtherModels) {
   expect_input_error([&] { SentencePieceTokenizer t(dir_ + "/unigram.model"); },
-                     dir_ + "/unigram.model",
-                     "is a unigram SentencePiece model; only BPE models (Llama 2, TinyLlama) are "
-                     "supported");
+                     dir_ + "/unigram.model", "normalization rule 'nmt_nfkc'");
   expect_input_error([&] { SentencePieceTokenizer t(dir_ + "/nfkc.model"); }, dir_ + "/nfkc.model",
                      "normalization rule 'nmt_nfkc'");
 }
