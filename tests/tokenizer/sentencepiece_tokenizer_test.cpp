@@ -340,6 +340,14 @@ class SentencePieceModel : public ::testing::Test {
             .has_value() &&
         run(common + "--model_type=bpe --model_prefix=" + dir_ + "/nfkc --vocab_size=100 " +
             "--hard_vocab_limit=false" + quiet)
+            .has_value() &&
+        // Set up as Gemma 3's tokenizer.model says: BPE, byte fallback, split
+        // digits, no dummy prefix, no whitespace folding, whitespace runs as
+        // user-defined pieces (its newline ones cannot pass spm_encode's lines).
+        run(common + "--model_type=bpe --model_prefix=" + dir_ + "/gemma --vocab_size=300 " +
+            "--byte_fallback=true --normalization_rule_name=identity --split_digits=true " +
+            "--add_dummy_prefix=false --remove_extra_whitespaces=false --allow_whitespace_only_pieces=true " +
+            "--user_defined_symbols=\xE2\x96\x81\xE2\x96\x81,\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81" + quiet)
             .has_value();
   }
 
@@ -483,6 +491,15 @@ TEST_F(SentencePieceModel, UnigramMatchesSpmEncode) {
   for (const auto& text : sample_texts())
     if (text.find("\xE2\x96\x81") == std::string::npos)
       EXPECT_EQ(t.decode(t.encode(text)), text) << text;
+}
+
+TEST_F(SentencePieceModel, GemmaStyleMatchesSpmEncode) {
+  auto texts = sample_texts();
+  texts.insert(texts.end(), {"  two  spaces", "   three", "tab\there", "12345678", long_text()});
+  expect_matches_spm_encode(dir_ + "/gemma.model", texts);
+  expect_matches_spm_encode(dir_ + "/gemma.model", invalid_utf8_texts());
+  SentencePieceTokenizer t(dir_ + "/gemma.model");
+  EXPECT_EQ(t.decode(t.encode(" the cat")), " the cat");  // no dummy prefix to drop
 }
 
 TEST_F(SentencePieceModel, RefusesOtherModels) {
