@@ -1,16 +1,19 @@
-// Byte-level BPE, the tokenizer of the GPT-2 family (GPT-2, Llama 3, Qwen2,
-// SmolLM), read from GPT-2's vocab.json + merges.txt or from a Hugging Face
-// tokenizer.json. Text is split into pre-tokenizer pieces by the file's regexes
-// (PCRE2, Unicode-aware), each piece's bytes are mapped to GPT-2's printable
-// characters, and the merges are applied by rank, as Hugging Face does.
+// BPE as Hugging Face runs it: byte-level, the tokenizer of the GPT-2 family
+// (GPT-2, Llama 3, Qwen2/3, SmolLM), read from GPT-2's vocab.json +
+// merges.txt or from a tokenizer.json, and SentencePiece-style (Gemma 3) from
+// a tokenizer.json. Text is normalized, split into pre-tokenizer pieces by
+// the file's regexes (PCRE2, Unicode-aware), each piece's bytes are mapped to
+// GPT-2's printable characters (byte-level) or its characters looked up
+// (SentencePiece-style), and the merges are applied by rank.
 //
 // Added tokens are matched literally in the input (the longest at the leftmost
 // position) before pre-tokenization; special ones decode to no text, so
 // decode(encode(s)) == s holds for valid UTF-8 that does not spell a special
-// token. Invalid UTF-8 is tokenized losslessly: each maximal run of bytes that
-// are not part of a valid sequence becomes a piece of its own (byte-level BPE
-// can spell any byte) and the valid text around it is pre-tokenized as usual;
-// PCRE2 never sees invalid UTF-8.
+// token (and, SentencePiece-style, holds no '▁', which decodes as ' ').
+// Invalid UTF-8 is tokenized losslessly: each maximal run of bytes that are
+// not part of a valid sequence becomes a piece of its own (byte-level BPE can
+// spell any byte; SentencePiece-style takes its <0xNN> pieces) and the valid
+// text around it is pre-tokenized as usual; PCRE2 never sees invalid UTF-8.
 //
 // encode() keeps no per-word cache: it stays const and safe to call from many
 // threads without a lock, and merging a word is O(n log n) anyway.
