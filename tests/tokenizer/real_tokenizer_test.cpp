@@ -176,6 +176,17 @@ TEST_P(RealTokenizer, IdsEqualHuggingFaceJavaScript) {
   SPARC_REQUIRE(test::path_exists("/usr/bin/node"), "/usr/bin/node absent (Debian nodejs)");
 
   const BpeTokenizer tok = BpeTokenizer::from_tokenizer_json(model_dir + "/tokenizer.json");
+  // BOS and EOS are the tokens tokenizer_config.json names (Gemma's BOS comes
+  // from the post-processor, the same token).
+  const json config = json::parse(std::ifstream(model_dir + "/tokenizer_config.json"));
+  for (const auto& [key, id] : {std::pair{"bos_token", tok.bos_id()}, {"eos_token", tok.eos_id()}}) {
+    if (config[key].is_null()) {
+      EXPECT_EQ(id, std::nullopt) << key;
+    } else {
+      ASSERT_TRUE(id.has_value()) << key;
+      EXPECT_EQ(tok.piece(*id), config[key].get<std::string>()) << key;
+    }
+  }
   const std::vector<std::string> texts = test_strings();
   const auto ref = reference(model_dir, texts);
   ASSERT_EQ(ref.size(), texts.size()) << "the reference failed";
