@@ -196,6 +196,7 @@ void BpeTokenizer::add_pre_tokenizer(const json& p) {
   if (type == "Sequence") {
     for (const json& q : p.at("pretokenizers")) add_pre_tokenizer(q);
   } else if (type == "ByteLevel") {
+    if (metaspace_) throw InputError(name_, "pre-tokenizer ByteLevel follows Metaspace");
     if (p.value("add_prefix_space", false))
       throw InputError(name_,
                        "ByteLevel add_prefix_space=true is not supported (decode could "
@@ -213,13 +214,25 @@ void BpeTokenizer::add_pre_tokenizer(const json& p) {
     bool literal = !pattern.contains("Regex");
     add(pattern.at(literal ? "String" : "Regex").get<std::string>(), literal,
         behavior == "MergedWithPrevious");
+  } else if (type == "Metaspace") {
+    if (!splitters_.empty() || byte_level_ || metaspace_ || p.value("split", true))
+      throw InputError(name_, "Metaspace pre-tokenizer is supported first and with \"split\": false "
+                              "only");
+    const std::string scheme = p.contains("prepend_scheme")
+                                   ? p["prepend_scheme"].get<std::string>()
+                                   : p.value("add_prefix_space", true) ? "always" : "never";
+    if (scheme != "always" && scheme != "first" && scheme != "never")
+      throw InputError(name_, "Metaspace prepend_scheme '" + scheme +
+                                  "'; expected always, first or never");
+    metaspace_ = Metaspace{p.value("replacement", std::string("\u2581")), scheme == "always",
+                           scheme == "first"};
   } else if (type == "Digits") {
     // Hugging Face isolates ASCII digits: each one, or each run of them.
     add(p.value("individual_digits", false) ? "[0-9]" : "[0-9]+", false, false);
   } else {
     throw InputError(name_, "pre-tokenizer " + type +
-                                " is not supported; expected ByteLevel, Split, Digits or a "
-                                "Sequence of them");
+                                " is not supported; expected ByteLevel, Split, Digits, "
+                                "Metaspace or a Sequence of them");
   }
 }
 
@@ -359,22 +372,31 @@ std::vector<std::int32_t> BpeTokenizer::encode(std::string_view text) const {
       while (begin > plain && is_ascii_space(text[begin - 1])) --begin;
     if (it->rstrip)
       while (end < text.size() && is_ascii_space(text[end])) ++end;
-    encode_text(text.substr(plain, begin - plain), ids);
+    encode_text(text.substr(plain, begin - plain), plain == 0, ids);
     ids.push_back(it->id);
     plain = end;
     i = end - 1;
   }
-  encode_text(text.substr(plain), ids);
+  encode_text(text.substr(plain), plain == 0, ids);
   return ids;
 }
 
 // The text between added tokens is normalized, then, since PCRE2 must only
 // see valid UTF-8 (it is told not to check), cut into valid runs,
 // pre-tokenized as usual, and runs of invalid bytes, each encoded as one piece.
-void BpeTokenizer::encode_text(std::string_view raw, std::vector<std::int32_t>& ids) const {
+void BpeTokenizer::encode_text(std::string_view raw, bool first,
+                               std::vector<std::int32_t>& ids) const {
   std::string normalized;
   std::string_view text = raw;
   if (!normalizer_.empty() && !raw.empty()) text = normalized = normalizer_.apply(raw);
+  if (metaspace_ && !text.empty()) {
+    std::string spaced;
+    for (char c : text) c == ' ' ? spaced += metaspace_->replacement : spaced += c;
+    if ((metaspace_->prepend_always || (metaspace_->prepend_first && first)) &&
+        spaced.compare(0, metaspace_->replacement.size(), metaspace_->replacement) != 0)
+      spaced.insert(0, metaspace_->replacement);
+    text = normalized = std::move(spaced);
+  }
   for (std::size_t i = 0; i < text.size();) {
     std::size_t valid_end = i, n;
     while (valid_end < text.size() && (n = utf8_length(text, valid_end)) > 0) valid_end += n;

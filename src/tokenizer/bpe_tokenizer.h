@@ -26,8 +26,9 @@
 //   ByteLevel; pieces are UTF-8 characters merged by rank, a character
 //   outside the vocabulary falls back to its <0xNN> byte tokens
 //   (byte_fallback), else to unk_token (fused when fuse_unk); Split stages
-//   with behavior "Isolated" or "MergedWithPrevious"; decoders Replace (a
-//   String pattern), ByteFallback, Fuse and Strip.
+//   with behavior "Isolated" or "MergedWithPrevious", after a Metaspace
+//   (split false); decoders Replace (a String pattern), ByteFallback, Fuse,
+//   Strip and Metaspace.
 // Normalizers as normalizer.h applies them (NFC, NFKC, Replace, Prepend,
 // ...), on the text between added tokens, which are matched on the raw text
 // (Hugging Face's normalized=false, which every file checked sets);
@@ -113,7 +114,8 @@ class BpeTokenizer : public Tokenizer {
   std::optional<std::int32_t> find_id(const std::string& content) const;
   void check_id(std::int32_t id) const;
 
-  void encode_text(std::string_view text, std::vector<std::int32_t>& ids) const;
+  // `first`: the text starts the input (Metaspace's prepend_scheme "first").
+  void encode_text(std::string_view text, bool first, std::vector<std::int32_t>& ids) const;
   void pre_tokenize(std::string_view text, std::size_t stage, std::vector<std::int32_t>& ids) const;
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& ids) const;
   // SentencePiece-style: a piece's characters (or their byte tokens, or unk)
@@ -134,6 +136,14 @@ class BpeTokenizer : public Tokenizer {
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;
   Normalizer normalizer_;
+  // A Metaspace pre-tokenizer (Llama 2, Mistral exports): ' ' -> replacement,
+  // which is put before a section that does not start with it (prepend_scheme
+  // "always"; "first": only the section that starts the input).
+  struct Metaspace {
+    std::string replacement;
+    bool prepend_always = false, prepend_first = false;
+  };
+  std::optional<Metaspace> metaspace_;
   // SentencePiece-style decoding: Replace steps, ByteFallback, Strip's count.
   std::vector<std::pair<std::string, std::string>> decode_replace_;
   bool decode_byte_fallback_ = false;

