@@ -191,6 +191,15 @@ void BpeTokenizer::parse_tokenizer_json(std::string_view text) {
     normalizer_ = Normalizer::from_json(j.value("normalizer", json()), name_);
     byte_level_ = false;
     add_pre_tokenizer(j.value("pre_tokenizer", json()));
+    // Added tokens are matched on the raw text; Hugging Face matches
+    // normalized=true ones on the normalized text, which differs when a
+    // normalizer or Metaspace changes the text around them.
+    if (j.contains("added_tokens") && (!normalizer_.empty() || metaspace_))
+      for (const json& a : j["added_tokens"])
+        if (a.value("normalized", !a.value("special", false)))
+          throw InputError(name_, "added token '" + a.at("content").get<std::string>() +
+                                      "' has normalized=true, which is not supported with a "
+                                      "normalizer or Metaspace; expected normalized=false");
     if (!byte_level_) {  // SentencePiece-style: its unknown piece and its decoder
       if (model.contains("unk_token") && !model["unk_token"].is_null()) {
         const std::string unk = model["unk_token"].get<std::string>();

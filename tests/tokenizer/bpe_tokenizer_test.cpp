@@ -767,6 +767,11 @@ TEST(BpeErrors, UnsupportedPipelines) {
   expect_input_error([&] { parse(j); }, "bad.json", "normalizer Replace with pattern");
   j["normalizer"] = {{"type", "NFC"}};  // Qwen2's: applied
   EXPECT_NO_THROW(parse(j));
+  // Hugging Face matches normalized=true added tokens after normalizing.
+  j["added_tokens"][2]["normalized"] = true;
+  expect_input_error([&] { parse(j); }, "bad.json", "added token '<extra>' has normalized=true");
+  j["normalizer"] = nullptr;  // then nothing changes the text around it
+  EXPECT_NO_THROW(parse(j));
 }
 
 // ---- SentencePiece-style BPE in tokenizer.json (Gemma's form) ------------------------
