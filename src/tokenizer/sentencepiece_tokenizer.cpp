@@ -1,5 +1,6 @@
 #include "tokenizer/sentencepiece_tokenizer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -160,7 +161,7 @@ struct ModelProto {
   std::int32_t eos_id = 2;
   // NormalizerSpec
   std::string normalizer_name;
-  bool has_charsmap = false;
+  std::string charsmap;
   bool add_dummy_prefix = true;
   bool remove_extra_whitespaces = true;
   bool escape_whitespaces = true;
@@ -197,7 +198,7 @@ void read_normalizer_spec(ProtoReader r, ModelProto& m) {
   while (r.next()) {
     switch (r.field()) {
       case 1: m.normalizer_name = r.bytes(); break;
-      case 2: m.has_charsmap = !r.bytes().empty(); break;
+      case 2: m.charsmap = r.bytes(); break;
       case 3: m.add_dummy_prefix = r.boolean(); break;
       case 4: m.remove_extra_whitespaces = r.boolean(); break;
       case 5: m.escape_whitespaces = r.boolean(); break;
@@ -300,10 +301,7 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
                                 : "has unknown SentencePiece model_type " +
                                       std::to_string(m.model_type) + "; " + supported);
   }
-  if (m.has_charsmap)
-    throw InputError(name_, "uses the SentencePiece normalization rule '" + m.normalizer_name +
-                                "'; only 'identity' (Llama 2, TinyLlama) is supported (train "
-                                "with --normalization_rule_name=identity)");
+  if (!m.charsmap.empty()) charsmap_.emplace(m.charsmap, name_);
   if (m.treat_whitespace_as_suffix)
     throw InputError(name_, "sets treat_whitespace_as_suffix, which is not supported");
   if (m.pieces.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
@@ -328,6 +326,7 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
     const auto type = static_cast<PieceType>(p.type);
     if (type == PieceType::kByte && byte_of_piece(p.text) < 0)
       throw InputError(name_, what() + " has type BYTE; expected a piece <0x00>..<0xFF>");
+    if (type == PieceType::kUserDefined) user_defined_.push_back(p.text);
     if (type == PieceType::kUnknown) {
       if (vocab.unk_id >= 0)
         throw InputError(name_, what() + " is a second unknown piece after piece " +
@@ -352,6 +351,8 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
     types_.push_back(type);
   }
   if (vocab.unk_id < 0) throw InputError(name_, "has no unknown piece (type UNKNOWN, <unk>)");
+  std::stable_sort(user_defined_.begin(), user_defined_.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 
   const auto n = static_cast<std::int32_t>(m.pieces.size());
   auto special = [&](std::int32_t id, const char* field) -> std::optional<std::int32_t> {
@@ -402,24 +403,48 @@ SentencePieceTokenizer::PieceType SentencePieceTokenizer::type(std::int32_t id) 
   return types_[id];
 }
 
-// SentencePiece's identity normalization: invalid UTF-8 bytes become U+FFFD;
-// remove_extra_whitespaces drops leading and trailing spaces and folds runs of
-// them. Both ' ' and '▁' come out as ' ', the encoder's spelling of '▁'.
+// SentencePiece's NormalizePrefix: a user-defined piece as it is, else the
+// precompiled map's longest match, else one character (an invalid byte reads
+// as U+FFFD).
+std::pair<std::string_view, std::size_t> SentencePieceTokenizer::normalize_prefix(
+    std::string_view text) const {
+  for (const std::string& u : user_defined_)
+    if (text.substr(0, u.size()) == u) return {text.substr(0, u.size()), u.size()};
+  if (charsmap_) {
+    auto match = charsmap_->longest_prefix(text);
+    if (match.second > 0) return match;
+  }
+  const std::size_t n = utf8_length(text);
+  return n > 0 ? std::pair{text.substr(0, n), n} : std::pair{kReplacement, std::size_t{1}};
+}
+
+// SentencePiece's Normalizer::Normalize: remove_extra_whitespaces drops
+// leading spaces, the spaces that begin a unit after a space, and trailing
+// spaces. Both ' ' and '▁' come out as ' ', the encoder's spelling of '▁'.
 std::string SentencePieceTokenizer::normalize(std::string_view text) const {
   std::string out;
   out.reserve(text.size());
-  bool after_space = remove_extra_whitespaces_;  // true at the start: drops leading spaces
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t n = utf8_length(text.substr(i));
-    const std::string_view c = n > 0 ? text.substr(i, n) : kReplacement;
-    i += n > 0 ? n : 1;
-    if (c == " ") {
-      if (!after_space) out += ' ';
-      after_space = remove_extra_whitespaces_;
-    } else {
-      out += escape_whitespaces_ && c == kSpaceSymbol ? std::string_view(" ") : c;
-      after_space = false;
+  std::size_t i = 0;
+  if (remove_extra_whitespaces_)
+    while (i < text.size()) {
+      const auto [unit, length] = normalize_prefix(text.substr(i));
+      if (unit != " ") break;
+      i += length;
     }
+  bool after_space = remove_extra_whitespaces_;
+  while (i < text.size()) {
+    auto [unit, length] = normalize_prefix(text.substr(i));
+    i += length;
+    if (after_space)
+      while (!unit.empty() && unit[0] == ' ') unit.remove_prefix(1);
+    if (!unit.empty()) {
+      if (escape_whitespaces_)
+        out += replace_all(unit, kSpaceSymbol, " ");
+      else
+        out += unit;
+      after_space = unit.back() == ' ';
+    }
+    if (!remove_extra_whitespaces_) after_space = false;
   }
   // SentencePiece strips trailing '▁' after escaping, so a written '▁' goes too.
   if (remove_extra_whitespaces_)

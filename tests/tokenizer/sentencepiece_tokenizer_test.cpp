@@ -184,7 +184,10 @@ TEST(SentencePieceHandBuilt, MalformedFilesAreInputErrors) {
   expect_input_error(parse(minimal_model(int_field(3, 9))), "bad.model",
                      "unknown SentencePiece model_type 9");
   expect_input_error(parse(minimal_model("", bytes_field(1, "nmt_nfkc") + bytes_field(2, "map"))),
-                     "bad.model", "normalization rule 'nmt_nfkc'; only 'identity'");
+                     "bad.model", "malformed precompiled_charsmap: shorter than its 4-byte header");
+  expect_input_error(
+      parse(minimal_model("", bytes_field(2, std::string("\x08\0\0\0\0\0\0\0", 8)))),
+      "bad.model", "trie size 8 does not fit the 8-byte map");
   expect_input_error(parse(minimal_model(int_field(24, 1))), "bad.model",
                      "treat_whitespace_as_suffix");
   expect_input_error(parse(bytes_field(2, int_field(3, 2))), "bad.model", "has no pieces");
@@ -298,7 +301,7 @@ std::string long_text() {
 // symbol; two unigram models with identity normalization, "unigram_bytes"
 // (byte fallback, no whitespace folding) and "unigram_folded" (folding, a
 // user-defined symbol, no byte fallback); and models with SentencePiece's
-// default nmt_nfkc rule, which must be refused.
+// default nmt_nfkc rule (a precompiled map), "unigram" and "nfkc" (BPE).
 class SentencePieceModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -502,11 +505,18 @@ TEST_F(SentencePieceModel, GemmaStyleMatchesSpmEncode) {
   EXPECT_EQ(t.decode(t.encode(" the cat")), " the cat");  // no dummy prefix to drop
 }
 
-TEST_F(SentencePieceModel, RefusesOtherModels) {
-  expect_input_error([&] { SentencePieceTokenizer t(dir_ + "/unigram.model"); },
-                     dir_ + "/unigram.model", "normalization rule 'nmt_nfkc'");
-  expect_input_error([&] { SentencePieceTokenizer t(dir_ + "/nfkc.model"); }, dir_ + "/nfkc.model",
-                     "normalization rule 'nmt_nfkc'");
+// SentencePiece's default rule, nmt_nfkc: NFKC plus its own mappings
+// (whitespace and control characters), through the precompiled map.
+TEST_F(SentencePieceModel, NmtNfkcModelsMatchSpmEncode) {
+  auto texts = sample_texts();
+  texts.insert(texts.end(),
+               {"\uFB01ne \u00BD \uFF21\uFF42\uFF43 \u2167 \u3392", "e\u0301 A\u030A \u212B \u2126",
+                "\u1100\u1161\u11A8 \uFF76\uFF9E", "x\u00A0y\u3000z\u2009w", "a\x01b\x7F c",
+                "\u200B\uFEFF zero width", "full\uFF0Cwidth\uFF1F", "the<sep>cat", long_text()});
+  for (const char* name : {"/unigram.model", "/nfkc.model"}) {
+    expect_matches_spm_encode(dir_ + name, texts);
+    expect_matches_spm_encode(dir_ + name, invalid_utf8_texts());
+  }
 }
 
 TEST_F(SentencePieceModel, LoadTokenizerFindsIt) {
