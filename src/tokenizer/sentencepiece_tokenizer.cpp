@@ -326,7 +326,8 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
     const auto type = static_cast<PieceType>(p.type);
     if (type == PieceType::kByte && byte_of_piece(p.text) < 0)
       throw InputError(name_, what() + " has type BYTE; expected a piece <0x00>..<0xFF>");
-    if (type == PieceType::kUserDefined) user_defined_.push_back(p.text);
+    if (type == PieceType::kUserDefined)
+      user_defined_[static_cast<unsigned char>(p.text[0])].push_back(p.text);
     if (type == PieceType::kUnknown) {
       if (vocab.unk_id >= 0)
         throw InputError(name_, what() + " is a second unknown piece after piece " +
@@ -351,8 +352,10 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
     types_.push_back(type);
   }
   if (vocab.unk_id < 0) throw InputError(name_, "has no unknown piece (type UNKNOWN, <unk>)");
-  std::stable_sort(user_defined_.begin(), user_defined_.end(),
-                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  for (auto& group : user_defined_)
+    std::stable_sort(group.begin(), group.end(), [](const std::string& a, const std::string& b) {
+      return a.size() > b.size();
+    });
 
   const auto n = static_cast<std::int32_t>(m.pieces.size());
   auto special = [&](std::int32_t id, const char* field) -> std::optional<std::int32_t> {
@@ -408,7 +411,7 @@ SentencePieceTokenizer::PieceType SentencePieceTokenizer::type(std::int32_t id) 
 // as U+FFFD).
 std::pair<std::string_view, std::size_t> SentencePieceTokenizer::normalize_prefix(
     std::string_view text) const {
-  for (const std::string& u : user_defined_)
+  for (const std::string& u : user_defined_[static_cast<unsigned char>(text[0])])
     if (text.substr(0, u.size()) == u) return {text.substr(0, u.size()), u.size()};
   if (charsmap_) {
     auto match = charsmap_->longest_prefix(text);

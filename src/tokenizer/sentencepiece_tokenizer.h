@@ -73,7 +73,8 @@ class SentencePieceTokenizer : public Tokenizer {
   bool remove_extra_whitespaces_ = true;
   bool escape_whitespaces_ = true;
   std::optional<PrecompiledCharsMap> charsmap_;  // none: identity
-  std::vector<std::string> user_defined_;        // pieces kept as they are, longest first
+  // Pieces kept as they are, by first byte, longest first.
+  std::vector<std::vector<std::string>> user_defined_ = std::vector<std::vector<std::string>>(256);
   std::optional<Llama2cTokenizer> encoder_;      // BPE models
   std::optional<UnigramModel> unigram_;       // unigram models
 };
