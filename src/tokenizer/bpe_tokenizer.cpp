@@ -4,8 +4,8 @@
 #include <pcre2.h>
 
 #include <algorithm>
-#include <limits>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <queue>
 
@@ -115,28 +115,6 @@ std::uint64_t pair_key(std::int32_t left, std::int32_t right) {
 bool is_ascii_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
-
-std::string directory_of(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
-json parse_json(std::string_view text, const std::string& name) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw InputError(name, std::string("malformed JSON: ") + e.what());
-  }
-}
-
-// A special token named in a tokenizer_config.json: a string, an object with
-// "content" (an AddedToken), or null.
-std::optional<std::string> config_token(const json& config, const char* key) {
-  if (!config.contains(key) || config[key].is_null()) return std::nullopt;
-  const json& v = config[key];
-  return v.is_object() ? v.at("content").get<std::string>() : v.get<std::string>();
-}
-
 }  // namespace
 
 // ---- Pre-tokenizer regexes -----------------------------------------------------
@@ -173,9 +151,10 @@ struct BpeTokenizer::Regex {
   }
 
   // Hugging Face's "Isolated" split: every match is a piece and so is every
-  // stretch of text between matches. `text` must be valid UTF-8.
+  // stretch of text between matches; "MergedWithPrevious": a match ends the
+  // piece that holds the text before it. `text` must be valid UTF-8.
   template <typename Emit>
-  void split(std::string_view text, Emit&& emit) const {
+  void split(std::string_view text, bool merged_with_previous, Emit&& emit) const {
     std::unique_ptr<pcre2_match_data, MatchDataFree> match(
         pcre2_match_data_create_from_pattern(code.get(), nullptr));
     if (!match) throw std::bad_alloc();
@@ -192,249 +171,74 @@ struct BpeTokenizer::Regex {
         while (start < text.size() && (text[start] & 0xC0) == 0x80) ++start;
         continue;
       }
-      if (ov[0] > gap) emit(text.substr(gap, ov[0] - gap));
-      emit(text.substr(ov[0], ov[1] - ov[0]));
+      if (merged_with_previous) {
+        emit(text.substr(gap, ov[1] - gap));
+      } else {
+        if (ov[0] > gap) emit(text.substr(gap, ov[0] - gap));
+        emit(text.substr(ov[0], ov[1] - ov[0]));
+      }
       gap = start = ov[1];
     }
     if (gap < text.size()) emit(text.substr(gap));
   }
 };
 
-namespace {
-
-using RegexPtr = std::shared_ptr<const BpeTokenizer::Regex>;
-
 // Flattens the pre-tokenizer into regex stages. ByteLevel must come last: the
 // stages run on the raw text, which is what earlier stages see.
-void parse_pre_tokenizer(const json& p, const std::string& file, std::vector<RegexPtr>& stages,
-                         bool& byte_level) {
-  if (p.is_null())
-    throw InputError(file,
-                     "pre_tokenizer is null; expected a ByteLevel pre-tokenizer "
-                     "(only byte-level BPE is supported)");
+void BpeTokenizer::add_pre_tokenizer(const json& p) {
+  if (p.is_null()) return;
   const std::string type = p.at("type").get<std::string>();
-  if (byte_level)
-    throw InputError(file, "pre-tokenizer " + type + " follows ByteLevel; expected ByteLevel last");
+  if (byte_level_)
+    throw InputError(name_,
+                     "pre-tokenizer " + type + " follows ByteLevel; expected ByteLevel last");
+  auto add = [&](const std::string& pattern, bool literal, bool merged) {
+    splitters_.push_back({std::make_shared<Regex>(pattern, literal, name_), merged});
+  };
   if (type == "Sequence") {
-    for (const json& q : p.at("pretokenizers")) parse_pre_tokenizer(q, file, stages, byte_level);
+    for (const json& q : p.at("pretokenizers")) add_pre_tokenizer(q);
   } else if (type == "ByteLevel") {
+    if (metaspace_) throw InputError(name_, "pre-tokenizer ByteLevel follows Metaspace");
     if (p.value("add_prefix_space", false))
-      throw InputError(file,
+      throw InputError(name_,
                        "ByteLevel add_prefix_space=true is not supported (decode could "
                        "not restore the text)");
-    if (p.value("use_regex", true))
-      stages.push_back(std::make_shared<BpeTokenizer::Regex>(kGpt2Pattern, false, file));
-    byte_level = true;
+    if (p.value("use_regex", true)) add(kGpt2Pattern, false, false);
+    byte_level_ = true;
   } else if (type == "Split") {
     const std::string behavior = p.value("behavior", "");
-    if (behavior != "Isolated" || p.value("invert", false))
-      throw InputError(file, "Split pre-tokenizer with behavior '" + behavior + "' (invert " +
-                                 (p.value("invert", false) ? "true" : "false") +
-                                 ") is not supported; expected \"Isolated\", not inverted");
+    if ((behavior != "Isolated" && behavior != "MergedWithPrevious") || p.value("invert", false))
+      throw InputError(name_, "Split pre-tokenizer with behavior '" + behavior + "' (invert " +
+                                  (p.value("invert", false) ? "true" : "false") +
+                                  ") is not supported; expected \"Isolated\" or "
+                                  "\"MergedWithPrevious\", not inverted");
     const json& pattern = p.at("pattern");
     bool literal = !pattern.contains("Regex");
-    stages.push_back(std::make_shared<BpeTokenizer::Regex>(
-        pattern.at(literal ? "String" : "Regex").get<std::string>(), literal, file));
+    add(pattern.at(literal ? "String" : "Regex").get<std::string>(), literal,
+        behavior == "MergedWithPrevious");
+  } else if (type == "Metaspace") {
+    if (!splitters_.empty() || byte_level_ || metaspace_ || p.value("split", true))
+      throw InputError(name_,
+                       "Metaspace pre-tokenizer is supported first and with \"split\": false "
+                       "only");
+    const std::string scheme = p.contains("prepend_scheme") ? p["prepend_scheme"].get<std::string>()
+                               : p.value("add_prefix_space", true) ? "always"
+                                                                   : "never";
+    if (scheme != "always" && scheme != "first" && scheme != "never")
+      throw InputError(
+          name_, "Metaspace prepend_scheme '" + scheme + "'; expected always, first or never");
+    metaspace_ = Metaspace{p.value("replacement", std::string("\u2581")), scheme == "always",
+                           scheme == "first"};
   } else if (type == "Digits") {
     // Hugging Face isolates ASCII digits: each one, or each run of them.
-    stages.push_back(std::make_shared<BpeTokenizer::Regex>(
-        p.value("individual_digits", false) ? "[0-9]" : "[0-9]+", false, file));
+    add(p.value("individual_digits", false) ? "[0-9]" : "[0-9]+", false, false);
   } else {
-    throw InputError(file, "pre-tokenizer " + type +
-                               " is not supported; expected ByteLevel, Split, Digits or a "
-                               "Sequence of them");
+    throw InputError(name_, "pre-tokenizer " + type +
+                                " is not supported; expected ByteLevel, Split, Digits, "
+                                "Metaspace or a Sequence of them");
   }
 }
-
-// NFC is accepted without being applied (see the header); everything else
-// would change the text in ways this class does not reproduce.
-void check_normalizer(const json& n, const std::string& file) {
-  if (n.is_null()) return;
-  const std::string type = n.at("type").get<std::string>();
-  if (type == "Sequence") {
-    for (const json& m : n.at("normalizers")) check_normalizer(m, file);
-  } else if (type != "NFC") {
-    throw InputError(file, "normalizer " + type + " is not supported; expected none or NFC");
-  }
-}
-
-// An integer of the file: nlohmann's get<std::int64_t>() would convert a float
-// without a word (and one out of range with undefined behaviour).
-std::int64_t json_integer(const json& v, const std::string& name, const std::string& what) {
-  if (!v.is_number_integer())
-    throw InputError(name, what + " is " + v.dump() + "; expected an integer");
-  if (v.is_number_unsigned() &&
-      v.get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    throw InputError(name, what + " " + v.dump() + " is too large");
-  return v.get<std::int64_t>();
-}
-
-// A special token of a TemplateProcessing post-processor: its key in the
-// template and, when its special_tokens entry gives one, its id.
-struct TemplateToken {
-  std::string key;
-  std::optional<std::int32_t> id;
-};
-
-// The special tokens the post-processor puts before and after the text ($A)
-// of a single sequence: BOS and EOS.
-void template_specials(const json& pp, std::optional<TemplateToken>& before,
-                       std::optional<TemplateToken>& after, const std::string& name) {
-  if (pp.is_null()) return;
-  const std::string type = pp.at("type").get<std::string>();
-  if (type == "Sequence") {
-    for (const json& q : pp.at("processors")) template_specials(q, before, after, name);
-    return;
-  }
-  if (type != "TemplateProcessing") return;
-  const json specials = pp.value("special_tokens", json::object());
-  bool seen_text = false;
-  for (const json& item : pp.at("single")) {
-    if (item.contains("Sequence")) {
-      seen_text = true;
-    } else if (item.contains("SpecialToken")) {
-      auto& slot = seen_text ? after : before;
-      if (slot) continue;
-      slot = TemplateToken{item["SpecialToken"].at("id").get<std::string>(), std::nullopt};
-      if (specials.contains(slot->key) && !specials[slot->key].value("ids", json::array()).empty()) {
-        const std::int64_t id = json_integer(specials[slot->key]["ids"][0], name,
-                                             "post_processor id of '" + slot->key + "'");
-        if (id < 0 || id > std::numeric_limits<std::int32_t>::max())
-          throw InputError(name, "post_processor id " + std::to_string(id) + " of '" + slot->key +
-                                     "' is out of range");
-        slot->id = static_cast<std::int32_t>(id);
-      }
-    }
-  }
-}
-
-}  // namespace
 
 // ---- Loading --------------------------------------------------------------------
-
-BpeTokenizer BpeTokenizer::from_tokenizer_json(const std::string& path) {
-  BpeTokenizer t;
-  t.name_ = path;
-  t.parse_tokenizer_json(read_text_file(path));
-  t.read_config_beside(path);
-  return t;
-}
-
-BpeTokenizer BpeTokenizer::from_tokenizer_json_text(std::string_view json_text,
-                                                    const std::string& name) {
-  BpeTokenizer t;
-  t.name_ = name;
-  t.parse_tokenizer_json(json_text);
-  return t;
-}
-
-BpeTokenizer BpeTokenizer::from_vocab_merges(const std::string& vocab_path,
-                                             const std::string& merges_path) {
-  BpeTokenizer t;
-  t.name_ = vocab_path;
-  json vocab = parse_json(read_text_file(vocab_path), vocab_path);
-  if (!vocab.is_object())
-    throw InputError(vocab_path, "expected a JSON object of token -> id (GPT-2 vocab.json)");
-  for (const auto& [piece, id] : vocab.items()) {
-    if (!id.is_number_integer())
-      throw InputError(vocab_path, "id of token '" + piece + "' is not an integer");
-    t.add_vocab_entry(piece, id.get<std::int64_t>());
-  }
-
-  const std::string merges = read_text_file(merges_path);
-  std::size_t line_no = 0;
-  std::int32_t rank = 0;
-  for (std::size_t pos = 0; pos < merges.size();) {
-    std::size_t end = std::min(merges.find('\n', pos), merges.size());
-    std::string_view line(merges.data() + pos, end - pos);
-    pos = end + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty() || (line_no == 1 && line.substr(0, 8) == "#version")) continue;
-    std::size_t space = line.find(' ');
-    if (space == std::string_view::npos || line.find(' ', space + 1) != std::string_view::npos)
-      throw InputError(merges_path, "line " + std::to_string(line_no) + " is '" +
-                                        std::string(line) + "'; expected two tokens 'a b'");
-    t.add_merge(std::string(line.substr(0, space)), std::string(line.substr(space + 1)), rank++,
-                merges_path, "line " + std::to_string(line_no));
-  }
-
-  t.splitters_.push_back(std::make_shared<Regex>(kGpt2Pattern, false, vocab_path));
-  // Hugging Face's GPT-2 tokenizers treat <|endoftext|> as a special token.
-  if (auto it = t.vocab_.find("<|endoftext|>"); it != t.vocab_.end())
-    t.add_token(it->first, it->second, true, false, false);
-  t.finish();
-  t.read_config_beside(vocab_path);
-  return t;
-}
-
-void BpeTokenizer::parse_tokenizer_json(std::string_view text) {
-  json j = parse_json(text, name_);
-  try {
-    if (!j.is_object() || !j.contains("model"))
-      throw InputError(name_, "has no \"model\"; expected a Hugging Face tokenizer.json");
-    const json& model = j["model"];
-    const std::string type = model.value("type", "");
-    if (type != "BPE")
-      throw InputError(name_, "model.type is \"" + type + "\"; expected \"BPE\" (byte-level BPE)");
-    if (!model.contains("vocab") || !model["vocab"].is_object())
-      throw InputError(name_, "model.vocab is missing or not an object");
-    if (!model.contains("merges") || !model["merges"].is_array())
-      throw InputError(name_, "model.merges is missing or not an array");
-    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"})
-      if (model.contains(key) && !model[key].is_null() && !model[key].get<std::string>().empty())
-        throw InputError(name_,
-                         std::string("model.") + key + " is not supported in byte-level BPE");
-    ignore_merges_ = model.value("ignore_merges", false);
-
-    for (const auto& [piece, id] : model["vocab"].items())
-      add_vocab_entry(piece, json_integer(id, name_, "model.vocab id of '" + piece + "'"));
-    if (j.contains("added_tokens"))
-      for (const json& a : j["added_tokens"])
-        add_token(a.at("content").get<std::string>(),
-                  json_integer(a.at("id"), name_, "added_tokens id"),
-                  a.value("special", false), a.value("lstrip", false), a.value("rstrip", false));
-
-    const json& merges = model["merges"];
-    for (std::size_t i = 0; i < merges.size(); ++i) {
-      const json& m = merges[i];
-      const auto rank = static_cast<std::int32_t>(i);
-      const std::string where = "model.merges[" + std::to_string(i) + "]";
-      if (m.is_array() && m.size() == 2) {  // newer files: [left, right]
-        add_merge(m[0].get<std::string>(), m[1].get<std::string>(), rank, name_, where);
-        continue;
-      }
-      const std::string s = m.is_string() ? m.get<std::string>() : m.dump();
-      std::size_t space = s.find(' ');
-      if (!m.is_string() || space == std::string::npos ||
-          s.find(' ', space + 1) != std::string::npos)
-        throw InputError(name_, where + " is " + m.dump() + "; expected \"a b\" or [\"a\", \"b\"]");
-      add_merge(s.substr(0, space), s.substr(space + 1), rank, name_, where);
-    }
-
-    check_normalizer(j.value("normalizer", json()), name_);
-    bool byte_level = false;
-    parse_pre_tokenizer(j.value("pre_tokenizer", json()), name_, splitters_, byte_level);
-    if (!byte_level)
-      throw InputError(name_,
-                       "has no ByteLevel pre-tokenizer; only byte-level BPE is supported "
-                       "(for SentencePiece models use tokenizer.model)");
-    finish();
-
-    std::optional<TemplateToken> before, after;
-    template_specials(j.value("post_processor", json()), before, after, name_);
-    auto resolve = [&](const TemplateToken& t) {
-      std::optional<std::int32_t> id = t.id ? t.id : find_id(t.key);
-      if (!id) throw InputError(name_, "post-processor token '" + t.key + "' is not a token");
-      check_id(*id);
-      return *id;
-    };
-    if (before) bos_ = resolve(*before);
-    if (after) eos_ = resolve(*after);
-  } catch (const json::exception& e) {
-    throw InputError(name_, std::string("unexpected content: ") + e.what());
-  }
-}
 
 void BpeTokenizer::add_vocab_entry(const std::string& piece, std::int64_t id) {
   if (id < 0 || id > kMaxId)
@@ -492,50 +296,52 @@ std::optional<std::int32_t> BpeTokenizer::find_id(const std::string& content) co
 void BpeTokenizer::finish() {
   const ByteMap& map = byte_map();
   for (int b = 0; b < 256; ++b) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02X", b);
+    if (!byte_level_) {  // SentencePiece-style: the <0xNN> piece, if any
+      auto it = vocab_.find(std::string("<") + hex + ">");
+      byte_ids_[b] = byte_fallback_ && it != vocab_.end() ? it->second : -1;
+      continue;
+    }
     auto it = vocab_.find(map.chars[b]);
-    if (it == vocab_.end()) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02X", b);
+    if (it == vocab_.end())
       throw InputError(name_, std::string("has no token for byte ") + hex + " ('" + map.chars[b] +
                                   "'); byte-level BPE needs all 256 byte tokens");
-    }
     byte_ids_[b] = it->second;
   }
   bytes_.assign(pieces_.size(), std::string());
   for (std::size_t id = 0; id < pieces_.size(); ++id) {
-    if (kinds_[id] == Kind::kModel) bytes_[id] = map.decode(pieces_[id]).value_or(pieces_[id]);
-    if (kinds_[id] == Kind::kAdded)
-      bytes_[id] = pieces_[id];  // matched as raw text, so decoded as such
+    if (kinds_[id] == Kind::kUnused || kinds_[id] == Kind::kSpecial) continue;
+    if (byte_level_) {  // added tokens are matched as raw text, so decoded as such
+      bytes_[id] =
+          kinds_[id] == Kind::kModel ? map.decode(pieces_[id]).value_or(pieces_[id]) : pieces_[id];
+      continue;
+    }
+    // SentencePiece-style: the decoder's steps, as Hugging Face runs them on every token.
+    std::string text = pieces_[id];
+    for (const auto& [from, to] : decode_replace_) {
+      std::string out;
+      for (std::size_t pos = 0;;) {
+        const std::size_t hit = text.find(from, pos);
+        out.append(text, pos, hit == std::string::npos ? std::string::npos : hit - pos);
+        if (hit == std::string::npos) break;
+        out += to;
+        pos = hit + from.size();
+      }
+      text = std::move(out);
+    }
+    unsigned byte = 0;
+    char close = 0;
+    if (decode_byte_fallback_ && text.size() == 6 &&
+        std::sscanf(text.c_str(), "<0x%2X%c", &byte, &close) == 2 && close == '>')
+      text = std::string(1, static_cast<char>(byte));
+    bytes_[id] = std::move(text);
   }
   // Longest first, so a scan takes the longest token at each position.
   std::stable_sort(added_.begin(), added_.end(), [](const AddedToken& a, const AddedToken& b) {
     return a.content.size() > b.content.size();
   });
   for (const AddedToken& a : added_) starts_added_[static_cast<unsigned char>(a.content[0])] = true;
-}
-
-void BpeTokenizer::read_config_beside(const std::string& path) {
-  const std::string config_path = directory_of(path) + "/tokenizer_config.json";
-  if ((!bos_ || !eos_) && file_exists(config_path)) {
-    json config = parse_json(read_text_file(config_path), config_path);
-    auto take = [&](const char* key, std::optional<std::int32_t>& slot) {
-      if (slot) return;  // the post-processor's choice wins: it is what Hugging Face encodes
-      auto content = config_token(config, key);
-      if (!content) return;
-      slot = find_id(*content);
-      if (!slot)
-        throw InputError(config_path,
-                         std::string(key) + " '" + *content + "' is not a token of " + name_);
-    };
-    try {
-      if (!config.is_object()) throw InputError(config_path, "expected a JSON object");
-      take("bos_token", bos_);
-      take("eos_token", eos_);
-    } catch (const json::exception& e) {
-      throw InputError(config_path, std::string("unexpected content: ") + e.what());
-    }
-  }
-  if (!eos_) eos_ = find_id("<|endoftext|>");  // GPT-2 ships no config naming it
 }
 
 void BpeTokenizer::check_id(std::int32_t id) const {
@@ -567,19 +373,31 @@ std::vector<std::int32_t> BpeTokenizer::encode(std::string_view text) const {
       while (begin > plain && is_ascii_space(text[begin - 1])) --begin;
     if (it->rstrip)
       while (end < text.size() && is_ascii_space(text[end])) ++end;
-    encode_text(text.substr(plain, begin - plain), ids);
+    encode_text(text.substr(plain, begin - plain), plain == 0, ids);
     ids.push_back(it->id);
     plain = end;
     i = end - 1;
   }
-  encode_text(text.substr(plain), ids);
+  encode_text(text.substr(plain), plain == 0, ids);
   return ids;
 }
 
-// PCRE2 must only see valid UTF-8 (it is told not to check), so the text is
-// cut into valid runs, pre-tokenized as usual, and runs of invalid bytes,
-// each encoded as one piece.
-void BpeTokenizer::encode_text(std::string_view text, std::vector<std::int32_t>& ids) const {
+// The text between added tokens is normalized, then, since PCRE2 must only
+// see valid UTF-8 (it is told not to check), cut into valid runs,
+// pre-tokenized as usual, and runs of invalid bytes, each encoded as one piece.
+void BpeTokenizer::encode_text(std::string_view raw, bool first,
+                               std::vector<std::int32_t>& ids) const {
+  std::string normalized;
+  std::string_view text = raw;
+  if (!normalizer_.empty() && !raw.empty()) text = normalized = normalizer_.apply(raw);
+  if (metaspace_ && !text.empty()) {
+    std::string spaced;
+    for (char c : text) c == ' ' ? spaced += metaspace_->replacement : spaced += c;
+    if ((metaspace_->prepend_always || (metaspace_->prepend_first && first)) &&
+        spaced.compare(0, metaspace_->replacement.size(), metaspace_->replacement) != 0)
+      spaced.insert(0, metaspace_->replacement);
+    text = normalized = std::move(spaced);
+  }
   for (std::size_t i = 0; i < text.size();) {
     std::size_t valid_end = i, n;
     while (valid_end < text.size() && (n = utf8_length(text, valid_end)) > 0) valid_end += n;
@@ -597,24 +415,61 @@ void BpeTokenizer::pre_tokenize(std::string_view text, std::size_t stage,
     encode_piece(text, ids);
     return;
   }
-  splitters_[stage]->split(text,
-                           [&](std::string_view piece) { pre_tokenize(piece, stage + 1, ids); });
+  splitters_[stage].regex->split(
+      text, splitters_[stage].merged_with_previous,
+      [&](std::string_view piece) { pre_tokenize(piece, stage + 1, ids); });
 }
 
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<std::int32_t>& ids) const {
   if (ignore_merges_) {  // a piece that is a token is taken whole
     std::string word;
-    for (char c : piece) word += byte_map().chars[static_cast<unsigned char>(c)];
+    if (byte_level_)
+      for (char c : piece) word += byte_map().chars[static_cast<unsigned char>(c)];
+    else
+      word = piece;
     if (auto it = vocab_.find(word); it != vocab_.end()) {
       ids.push_back(it->second);
       return;
     }
   }
-  std::vector<std::int32_t> word(piece.size());
-  for (std::size_t i = 0; i < piece.size(); ++i)
-    word[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  std::vector<std::int32_t> word;
+  if (byte_level_) {
+    word.resize(piece.size());
+    for (std::size_t i = 0; i < piece.size(); ++i)
+      word[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  } else {
+    char_symbols(piece, word);
+  }
   merge(word);
   ids.insert(ids.end(), word.begin(), word.end());
+}
+
+// Hugging Face's BPE without ByteLevel: each character's token, else its
+// bytes' <0xNN> tokens when all exist, else unk (consecutive ones fused into
+// one when fuse_unk); with no unk_token the character is dropped. An invalid
+// UTF-8 byte (which Hugging Face never sees) is a character of its own.
+void BpeTokenizer::char_symbols(std::string_view piece, std::vector<std::int32_t>& word) const {
+  bool after_unk = false;
+  std::string c;
+  for (std::size_t i = 0; i < piece.size();) {
+    const std::size_t n = std::max<std::size_t>(utf8_length(piece, i), 1);
+    c.assign(piece.substr(i, n));
+    i += n;
+    if (auto it = vocab_.find(c); it != vocab_.end()) {
+      word.push_back(it->second);
+      after_unk = false;
+      continue;
+    }
+    if (std::all_of(c.begin(), c.end(),
+                    [&](char b) { return byte_ids_[static_cast<unsigned char>(b)] >= 0; })) {
+      for (char b : c) word.push_back(byte_ids_[static_cast<unsigned char>(b)]);
+      after_unk = false;
+      continue;
+    }
+    if (!unk_) continue;
+    if (!(fuse_unk_ && after_unk)) word.push_back(*unk_);
+    after_unk = true;
+  }
 }
 
 // Applies the lowest-ranked merge among adjacent pairs, the leftmost on ties,
@@ -669,7 +524,10 @@ std::string BpeTokenizer::decode(const std::vector<std::int32_t>& ids) const {
     check_id(id);
     text += bytes_[id];
   }
-  return text;
+  // A Strip decoder (after Fuse: on the whole text) drops leading spaces.
+  std::size_t strip = 0;
+  while (strip < decode_strip_ && strip < text.size() && text[strip] == ' ') ++strip;
+  return text.substr(strip);
 }
 
 }  // namespace sparc

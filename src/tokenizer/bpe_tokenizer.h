@@ -1,39 +1,53 @@
-// Byte-level BPE, the tokenizer of the GPT-2 family (GPT-2, Llama 3, Qwen2,
-// SmolLM), read from GPT-2's vocab.json + merges.txt or from a Hugging Face
-// tokenizer.json. Text is split into pre-tokenizer pieces by the file's regexes
-// (PCRE2, Unicode-aware), each piece's bytes are mapped to GPT-2's printable
-// characters, and the merges are applied by rank, as Hugging Face does.
+// BPE as Hugging Face runs it: byte-level, the tokenizer of the GPT-2 family
+// (GPT-2, Llama 3, Qwen2/3, SmolLM), read from GPT-2's vocab.json +
+// merges.txt or from a tokenizer.json, and SentencePiece-style (Gemma 3) from
+// a tokenizer.json. Text is normalized, split into pre-tokenizer pieces by
+// the file's regexes (PCRE2, Unicode-aware), each piece's bytes are mapped to
+// GPT-2's printable characters (byte-level) or its characters looked up
+// (SentencePiece-style), and the merges are applied by rank.
 //
 // Added tokens are matched literally in the input (the longest at the leftmost
 // position) before pre-tokenization; special ones decode to no text, so
 // decode(encode(s)) == s holds for valid UTF-8 that does not spell a special
-// token. Invalid UTF-8 is tokenized losslessly: each maximal run of bytes that
-// are not part of a valid sequence becomes a piece of its own (byte-level BPE
-// can spell any byte) and the valid text around it is pre-tokenized as usual;
-// PCRE2 never sees invalid UTF-8.
+// token (and, SentencePiece-style, holds no '▁', which decodes as ' ').
+// Invalid UTF-8 is tokenized losslessly: each maximal run of bytes that are
+// not part of a valid sequence becomes a piece of its own (byte-level BPE can
+// spell any byte; SentencePiece-style takes its <0xNN> pieces) and the valid
+// text around it is pre-tokenized as usual; PCRE2 never sees invalid UTF-8.
 //
 // encode() keeps no per-word cache: it stays const and safe to call from many
 // threads without a lock, and merging a word is O(n log n) anyway.
 //
 // Accepted tokenizer.json features: model.type "BPE" (with ignore_merges,
-// merges as "a b" strings or [a, b] pairs); pre-tokenizers ByteLevel (last),
-// Split (a Regex or String pattern, behavior "Isolated") and Digits, alone or
-// in a Sequence; added_tokens with lstrip/rstrip (ASCII whitespace;
-// single_word is not applied); a TemplateProcessing post-processor for
-// BOS/EOS. An NFC normalizer (Qwen2) is accepted but not applied: text that is
-// not already NFC tokenizes differently from Hugging Face. Anything else
-// (another model type, normalizers, add_prefix_space) is an InputError rather
-// than a silently different tokenization.
+// merges as "a b" strings or [a, b] pairs), in one of two forms:
+// - byte-level (GPT-2, Llama 3, Qwen): a ByteLevel pre-tokenizer, last, after
+//   Split (a Regex or String pattern, behavior "Isolated") and Digits stages;
+// - SentencePiece-style (Gemma, Llama 2 exported by Hugging Face): no
+//   ByteLevel; pieces are UTF-8 characters merged by rank, a character
+//   outside the vocabulary falls back to its <0xNN> byte tokens
+//   (byte_fallback), else to unk_token (fused when fuse_unk); Split stages
+//   with behavior "Isolated" or "MergedWithPrevious", after a Metaspace
+//   (split false); decoders Replace (a String pattern), ByteFallback, Fuse,
+//   Strip and Metaspace.
+// Normalizers as normalizer.h applies them (NFC, NFKC, Replace, Prepend,
+// ...), on the text between added tokens, which are matched on the raw text
+// (Hugging Face's normalized=false, which every file checked sets);
+// added_tokens with lstrip/rstrip (ASCII whitespace; single_word is not
+// applied); a TemplateProcessing post-processor for BOS/EOS. Anything else is
+// an InputError rather than a silently different tokenization.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "tokenizer/normalizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace sparc {
@@ -76,7 +90,17 @@ class BpeTokenizer : public Tokenizer {
   };
 
   BpeTokenizer() = default;
+  struct Stage {  // one pre-tokenizer split
+    std::shared_ptr<const Regex> regex;
+    bool merged_with_previous;  // else "Isolated"
+  };
+
   void parse_tokenizer_json(std::string_view text);
+  // Appends the stages of a tokenizer.json "pre_tokenizer"; sets byte_level_
+  // when it holds ByteLevel.
+  void add_pre_tokenizer(const nlohmann::json& p);
+  // A SentencePiece-style file's "decoder".
+  void add_decoder(const nlohmann::json& d);
   void add_vocab_entry(const std::string& piece, std::int64_t id);
   // `where` locates the merge in error messages ("line 7", "model.merges[6]").
   void add_merge(const std::string& left, const std::string& right, std::int32_t rank,
@@ -90,9 +114,13 @@ class BpeTokenizer : public Tokenizer {
   std::optional<std::int32_t> find_id(const std::string& content) const;
   void check_id(std::int32_t id) const;
 
-  void encode_text(std::string_view text, std::vector<std::int32_t>& ids) const;
+  // `first`: the text starts the input (Metaspace's prepend_scheme "first").
+  void encode_text(std::string_view text, bool first, std::vector<std::int32_t>& ids) const;
   void pre_tokenize(std::string_view text, std::size_t stage, std::vector<std::int32_t>& ids) const;
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& ids) const;
+  // SentencePiece-style: a piece's characters (or their byte tokens, or unk)
+  // before merging.
+  void char_symbols(std::string_view piece, std::vector<std::int32_t>& word) const;
   void merge(std::vector<std::int32_t>& word) const;
 
   std::string name_;                 // the file, for error messages
@@ -100,10 +128,29 @@ class BpeTokenizer : public Tokenizer {
   std::vector<std::string> bytes_;   // id -> the bytes it decodes to
   std::vector<Kind> kinds_;
   std::unordered_map<std::string, std::int32_t> vocab_;  // model piece -> id
-  std::array<std::int32_t, 256> byte_ids_{};             // byte -> its single-byte token
+  // byte -> its token: byte-level, the byte's character; SentencePiece-style,
+  // its <0xNN> piece, -1 when absent or byte_fallback is off.
+  std::array<std::int32_t, 256> byte_ids_{};
+  bool byte_level_ = false;  // set by a ByteLevel pre-tokenizer
+  std::optional<std::int32_t> unk_;  // SentencePiece-style only
+  bool fuse_unk_ = false;
+  bool byte_fallback_ = false;
+  Normalizer normalizer_;
+  // A Metaspace pre-tokenizer (Llama 2, Mistral exports): ' ' -> replacement,
+  // which is put before a section that does not start with it (prepend_scheme
+  // "always"; "first": only the section that starts the input).
+  struct Metaspace {
+    std::string replacement;
+    bool prepend_always = false, prepend_first = false;
+  };
+  std::optional<Metaspace> metaspace_;
+  // SentencePiece-style decoding: Replace steps, ByteFallback, Strip's count.
+  std::vector<std::pair<std::string, std::string>> decode_replace_;
+  bool decode_byte_fallback_ = false;
+  std::size_t decode_strip_ = 0;
   std::unordered_map<std::uint64_t, Merge> merges_;      // (left id, right id) -> merge
   bool ignore_merges_ = false;
-  std::vector<std::shared_ptr<const Regex>> splitters_;  // pre-tokenizer stages, in order
+  std::vector<Stage> splitters_;                         // pre-tokenizer stages, in order
   std::vector<AddedToken> added_;                        // longest first
   std::array<bool, 256> starts_added_{};                 // first bytes of added tokens
   std::optional<std::int32_t> bos_, eos_;

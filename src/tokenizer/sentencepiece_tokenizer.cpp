@@ -1,5 +1,6 @@
 #include "tokenizer/sentencepiece_tokenizer.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_map>
@@ -160,7 +161,7 @@ struct ModelProto {
   std::int32_t eos_id = 2;
   // NormalizerSpec
   std::string normalizer_name;
-  bool has_charsmap = false;
+  std::string charsmap;
   bool add_dummy_prefix = true;
   bool remove_extra_whitespaces = true;
   bool escape_whitespaces = true;
@@ -197,7 +198,7 @@ void read_normalizer_spec(ProtoReader r, ModelProto& m) {
   while (r.next()) {
     switch (r.field()) {
       case 1: m.normalizer_name = r.bytes(); break;
-      case 2: m.has_charsmap = !r.bytes().empty(); break;
+      case 2: m.charsmap = r.bytes(); break;
       case 3: m.add_dummy_prefix = r.boolean(); break;
       case 4: m.remove_extra_whitespaces = r.boolean(); break;
       case 5: m.escape_whitespaces = r.boolean(); break;
@@ -292,17 +293,15 @@ SentencePieceTokenizer SentencePieceTokenizer::from_bytes(std::string_view bytes
 void SentencePieceTokenizer::load(std::string_view bytes) {
   ModelProto m = read_model(bytes, name_);
   if (m.pieces.empty()) throw InputError(name_, "SentencePiece model has no pieces");
-  const std::string supported = "only BPE models (Llama 2, TinyLlama) are supported";
-  if (m.model_type != 2) {
+  const std::string supported = "only BPE and unigram models are supported";
+  if (m.model_type != 1 && m.model_type != 2) {
     const char* type = model_type_name(m.model_type);
     throw InputError(name_, type
                                 ? std::string("is a ") + type + " SentencePiece model; " + supported
                                 : "has unknown SentencePiece model_type " +
                                       std::to_string(m.model_type) + "; " + supported);
   }
-  if (m.has_charsmap)
-    throw InputError(name_, "uses the SentencePiece normalization rule '" + m.normalizer_name +
-                                "'; only 'identity' (Llama 2, TinyLlama) is supported");
+  if (!m.charsmap.empty()) charsmap_.emplace(m.charsmap, name_);
   if (m.treat_whitespace_as_suffix)
     throw InputError(name_, "sets treat_whitespace_as_suffix, which is not supported");
   if (m.pieces.size() > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
@@ -327,6 +326,8 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
     const auto type = static_cast<PieceType>(p.type);
     if (type == PieceType::kByte && byte_of_piece(p.text) < 0)
       throw InputError(name_, what() + " has type BYTE; expected a piece <0x00>..<0xFF>");
+    if (type == PieceType::kUserDefined)
+      user_defined_[static_cast<unsigned char>(p.text[0])].push_back(p.text);
     if (type == PieceType::kUnknown) {
       if (vocab.unk_id >= 0)
         throw InputError(name_, what() + " is a second unknown piece after piece " +
@@ -351,6 +352,10 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
     types_.push_back(type);
   }
   if (vocab.unk_id < 0) throw InputError(name_, "has no unknown piece (type UNKNOWN, <unk>)");
+  for (auto& group : user_defined_)
+    std::stable_sort(group.begin(), group.end(), [](const std::string& a, const std::string& b) {
+      return a.size() > b.size();
+    });
 
   const auto n = static_cast<std::int32_t>(m.pieces.size());
   auto special = [&](std::int32_t id, const char* field) -> std::optional<std::int32_t> {
@@ -364,9 +369,25 @@ void SentencePieceTokenizer::load(std::string_view bytes) {
   bos_ = special(m.bos_id, "bos_id");
   eos_ = special(m.eos_id, "eos_id");
 
+  if (m.model_type == 1) {  // unigram: pieces in SentencePiece's own spelling
+    UnigramModel::Vocabulary uni;
+    uni.unk_id = vocab.unk_id;
+    uni.byte_fallback = m.byte_fallback;
+    uni.byte_ids.fill(-1);
+    for (std::int32_t id = 0; id < n; ++id) {
+      const PieceType type = types_[id];
+      uni.pieces.push_back(m.pieces[id].text);
+      uni.scores.push_back(m.pieces[id].score);
+      uni.uses.push_back(type == PieceType::kNormal        ? UnigramModel::Use::kNormal
+                         : type == PieceType::kUserDefined ? UnigramModel::Use::kUserDefined
+                                                           : UnigramModel::Use::kNone);
+      if (type == PieceType::kByte) uni.byte_ids[byte_of_piece(m.pieces[id].text)] = id;
+    }
+    unigram_.emplace(std::move(uni));
+  }
   pieces_.reserve(m.pieces.size());
   for (auto& p : m.pieces) pieces_.push_back(std::move(p.text));
-  encoder_ = Llama2cTokenizer::from_vocabulary(std::move(vocab), name_);
+  if (!unigram_) encoder_ = Llama2cTokenizer::from_vocabulary(std::move(vocab), name_);
 }
 
 void SentencePieceTokenizer::check_id(std::int32_t id) const {
@@ -385,24 +406,48 @@ SentencePieceTokenizer::PieceType SentencePieceTokenizer::type(std::int32_t id) 
   return types_[id];
 }
 
-// SentencePiece's identity normalization: invalid UTF-8 bytes become U+FFFD;
-// remove_extra_whitespaces drops leading and trailing spaces and folds runs of
-// them. Both ' ' and '▁' come out as ' ', the encoder's spelling of '▁'.
+// SentencePiece's NormalizePrefix: a user-defined piece as it is, else the
+// precompiled map's longest match, else one character (an invalid byte reads
+// as U+FFFD).
+std::pair<std::string_view, std::size_t> SentencePieceTokenizer::normalize_prefix(
+    std::string_view text) const {
+  for (const std::string& u : user_defined_[static_cast<unsigned char>(text[0])])
+    if (text.substr(0, u.size()) == u) return {text.substr(0, u.size()), u.size()};
+  if (charsmap_) {
+    auto match = charsmap_->longest_prefix(text);
+    if (match.second > 0) return match;
+  }
+  const std::size_t n = utf8_length(text);
+  return n > 0 ? std::pair{text.substr(0, n), n} : std::pair{kReplacement, std::size_t{1}};
+}
+
+// SentencePiece's Normalizer::Normalize: remove_extra_whitespaces drops
+// leading spaces, the spaces that begin a unit after a space, and trailing
+// spaces. Both ' ' and '▁' come out as ' ', the encoder's spelling of '▁'.
 std::string SentencePieceTokenizer::normalize(std::string_view text) const {
   std::string out;
   out.reserve(text.size());
-  bool after_space = remove_extra_whitespaces_;  // true at the start: drops leading spaces
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t n = utf8_length(text.substr(i));
-    const std::string_view c = n > 0 ? text.substr(i, n) : kReplacement;
-    i += n > 0 ? n : 1;
-    if (c == " ") {
-      if (!after_space) out += ' ';
-      after_space = remove_extra_whitespaces_;
-    } else {
-      out += escape_whitespaces_ && c == kSpaceSymbol ? std::string_view(" ") : c;
-      after_space = false;
+  std::size_t i = 0;
+  if (remove_extra_whitespaces_)
+    while (i < text.size()) {
+      const auto [unit, length] = normalize_prefix(text.substr(i));
+      if (unit != " ") break;
+      i += length;
     }
+  bool after_space = remove_extra_whitespaces_;
+  while (i < text.size()) {
+    auto [unit, length] = normalize_prefix(text.substr(i));
+    i += length;
+    if (after_space)
+      while (!unit.empty() && unit[0] == ' ') unit.remove_prefix(1);
+    if (!unit.empty()) {
+      if (escape_whitespaces_)
+        out += replace_all(unit, kSpaceSymbol, " ");
+      else
+        out += unit;
+      after_space = unit.back() == ' ';
+    }
+    if (!remove_extra_whitespaces_) after_space = false;
   }
   // SentencePiece strips trailing '▁' after escaping, so a written '▁' goes too.
   if (remove_extra_whitespaces_)
@@ -411,7 +456,14 @@ std::string SentencePieceTokenizer::normalize(std::string_view text) const {
 }
 
 std::vector<std::int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
-  return encoder_->encode(normalize(text));
+  if (!unigram_) return encoder_->encode(normalize(text));
+  // The unigram model reads SentencePiece's spelling, dummy prefix included.
+  const std::string_view space = escape_whitespaces_ ? kSpaceSymbol : std::string_view(" ");
+  const std::string normalized = normalize(text);
+  std::string spelled;
+  if (add_dummy_prefix_ && !normalized.empty()) spelled = space;
+  spelled += replace_all(normalized, " ", space);
+  return unigram_->encode(spelled);
 }
 
 std::string SentencePieceTokenizer::decode(const std::vector<std::int32_t>& ids) const {

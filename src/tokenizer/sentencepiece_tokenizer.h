@@ -1,11 +1,15 @@
-// SentencePiece BPE models (tokenizer.model: Llama 2, TinyLlama). The file is
+// SentencePiece BPE and unigram models (tokenizer.model: Llama 2, TinyLlama,
+// Gemma's settings; unigram models as spm_train writes them). The file is
 // a serialized protobuf ModelProto, read here by hand: linking libsentencepiece
 // next to LibTorch's libprotobuf crashes at load time (both define protobuf's
-// symbols). Encoding is llama2.c's, whose tokenizer.bin files were exported
-// from these models, run by Llama2cTokenizer, so ids match spm_encode.
+// symbols). BPE encoding is llama2.c's, whose tokenizer.bin files were
+// exported from these models, run by Llama2cTokenizer, so ids match
+// spm_encode; unigram encoding is SentencePiece's Viterbi (unigram_model.h).
 // BOS/EOS are the model's own (none when it sets them to -1). decode() writes
 // control tokens (BOS, EOS, padding) as no text and <unk> as SentencePiece
-// does (" ⁇ "). Only identity normalization is supported (Llama 2's), and
+// does (" ⁇ "). Normalization is SentencePiece's: the precompiled rule
+// (nmt_nfkc, spm_train's default, or none for identity), user-defined pieces
+// passed through unnormalized, then whitespace folding and escaping; and
 // UNUSED pieces are never produced (SentencePiece merges into them and splits
 // them again; neither Llama 2 nor TinyLlama has any).
 #pragma once
@@ -16,7 +20,9 @@
 #include <vector>
 
 #include "tokenizer/llama2c_tokenizer.h"
+#include "tokenizer/sentencepiece_charsmap.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unigram_model.h"
 
 namespace sparc {
 
@@ -53,9 +59,11 @@ class SentencePieceTokenizer : public Tokenizer {
   SentencePieceTokenizer() = default;
   void load(std::string_view bytes);
   void check_id(std::int32_t id) const;
-  // SentencePiece's normalization with the identity rule, in the encoder's
-  // spelling (' ' for '▁'), without the dummy prefix.
+  // SentencePiece's normalization, in the encoder's spelling (' ' for '▁'),
+  // without the dummy prefix.
   std::string normalize(std::string_view text) const;
+  // The normalized text of the longest unit `text` starts with, and its length.
+  std::pair<std::string_view, std::size_t> normalize_prefix(std::string_view text) const;
 
   std::string name_;  // the file, for error messages
   std::vector<std::string> pieces_;
@@ -64,7 +72,11 @@ class SentencePieceTokenizer : public Tokenizer {
   bool add_dummy_prefix_ = true;
   bool remove_extra_whitespaces_ = true;
   bool escape_whitespaces_ = true;
-  std::optional<Llama2cTokenizer> encoder_;
+  std::optional<PrecompiledCharsMap> charsmap_;  // none: identity
+  // Pieces kept as they are, by first byte, longest first.
+  std::vector<std::vector<std::string>> user_defined_ = std::vector<std::vector<std::string>>(256);
+  std::optional<Llama2cTokenizer> encoder_;      // BPE models
+  std::optional<UnigramModel> unigram_;       // unigram models
 };
 
 }  // namespace sparc

@@ -745,11 +745,16 @@ TEST(BpeErrors, UnsupportedPipelines) {
   auto parse = [](const json& j) { BpeTokenizer::from_tokenizer_json_text(j.dump(), "bad.json"); };
   json j = tiny_json(kLlama3Pattern);
   j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "▁"}};
-  expect_input_error([&] { parse(j); }, "bad.json", "pre-tokenizer Metaspace is not supported");
-  j["pre_tokenizer"] = nullptr;  // Llama 2's tokenizer.json: SentencePiece-style BPE
-  expect_input_error([&] { parse(j); }, "bad.json", "expected a ByteLevel pre-tokenizer");
+  // Metaspace's split (the default) cuts before every '▁': not implemented.
+  expect_input_error([&] { parse(j); }, "bad.json", "Metaspace pre-tokenizer is supported first");
+  j["pre_tokenizer"] = {{"type", "WhitespaceSplit"}};
+  expect_input_error([&] { parse(j); }, "bad.json", "pre-tokenizer WhitespaceSplit is not supported");
+  // Without ByteLevel the file is SentencePiece-style BPE, whose decoder
+  // cannot be ByteLevel's.
   j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "x"}}}, {"behavior", "Isolated"}};
-  expect_input_error([&] { parse(j); }, "bad.json", "has no ByteLevel pre-tokenizer");
+  j["decoder"] = {{"type", "ByteLevel"}};
+  expect_input_error([&] { parse(j); }, "bad.json", "is not supported without a ByteLevel");
+  j.erase("decoder");
   j["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}};
   expect_input_error([&] { parse(j); }, "bad.json", "add_prefix_space=true is not supported");
   j = tiny_json(kLlama3Pattern);
@@ -758,8 +763,69 @@ TEST(BpeErrors, UnsupportedPipelines) {
   j = tiny_json(kLlama3Pattern);
   j["normalizer"] = {{"type", "Lowercase"}};
   expect_input_error([&] { parse(j); }, "bad.json", "normalizer Lowercase is not supported");
-  j["normalizer"] = {{"type", "NFC"}};  // Qwen2's: accepted
+  j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", " +"}}}, {"content", " "}};
+  expect_input_error([&] { parse(j); }, "bad.json", "normalizer Replace with pattern");
+  j["normalizer"] = {{"type", "NFC"}};  // Qwen2's: applied
   EXPECT_NO_THROW(parse(j));
+  // Hugging Face matches normalized=true added tokens after normalizing.
+  j["added_tokens"][2]["normalized"] = true;
+  expect_input_error([&] { parse(j); }, "bad.json", "added token '<extra>' has normalized=true");
+  j["normalizer"] = nullptr;  // then nothing changes the text around it
+  EXPECT_NO_THROW(parse(j));
+}
+
+// ---- SentencePiece-style BPE in tokenizer.json (Gemma's form) ------------------------
+
+// A hand-made file: ' ' -> '▁', split after each '▁', characters merged by
+// rank, é by its two byte tokens, characters with no token as one fused <unk>.
+json sentencepiece_style_json(const char* behavior) {
+  return json::parse(std::string(R"({
+    "added_tokens": [{"id": 11, "content": "<bos>", "special": true, "lstrip": false,
+                      "rstrip": false, "normalized": false, "single_word": false}],
+    "normalizer": {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"},
+    "pre_tokenizer": {"type": "Split", "pattern": {"String": "\u2581"}, "behavior": ")") +
+                     behavior + R"(", "invert": false},
+    "post_processor": null,
+    "decoder": {"type": "Sequence", "decoders": [
+      {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "},
+      {"type": "ByteFallback"}, {"type": "Fuse"}]},
+    "model": {"type": "BPE", "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": true,
+      "vocab": {"<unk>": 0, "<0xC3>": 1, "<0xA9>": 2, "\u2581": 3, "a": 4, "b": 5,
+                "\u2581a": 6, "ab": 7, "\u2581ab": 8, "c": 9, "a\u2581": 10},
+      "merges": [["\u2581", "a"], ["a", "b"], ["\u2581a", "b"], ["a", "\u2581"]]}})");
+}
+
+TEST(BpeSentencePieceStyle, HandWorkedIds) {
+  const BpeTokenizer t =
+      BpeTokenizer::from_tokenizer_json_text(sentencepiece_style_json("MergedWithPrevious").dump(), "sp.json");
+  // " a b" -> "▁a▁b" -> pieces "▁" | "a▁" | "b" -> 3 | (a,▁ rank 3) 10 | 5.
+  EXPECT_EQ(t.encode(" a b"), (Ids{3, 10, 5}));
+  // One piece "ab": (a,b) rank 1.
+  EXPECT_EQ(t.encode("ab"), (Ids{7}));
+  // é (C3 A9) has no token: its two byte tokens.
+  EXPECT_EQ(t.encode("\xC3\xA9"), (Ids{1, 2}));
+  // ü (C3 BC) lacks <0xBC>, x has no token: one fused <unk>, then a.
+  EXPECT_EQ(t.encode("\xC3\xBCx" "a"), (Ids{0, 4}));
+  // The added token is matched before normalization.
+  EXPECT_EQ(t.encode("ab<bos>ab"), (Ids{7, 11, 7}));
+  EXPECT_EQ(t.decode({3, 10, 5}), " a b");
+  EXPECT_EQ(t.decode({1, 2, 8}), "\xC3\xA9 ab");
+  EXPECT_EQ(t.decode({11, 7}), "ab");  // special: no text
+}
+
+TEST(BpeSentencePieceStyle, SplitBehaviors) {
+  // Isolated: "▁" | "a" | "▁" | "b", no merge crosses a piece.
+  const BpeTokenizer isolated =
+      BpeTokenizer::from_tokenizer_json_text(sentencepiece_style_json("Isolated").dump(), "sp.json");
+  EXPECT_EQ(isolated.encode(" a b"), (Ids{3, 4, 3, 5}));
+  // No pre-tokenizer: one piece "▁a▁b"; (▁,a) rank 0 first, then nothing applies.
+  json j = sentencepiece_style_json("Isolated");
+  j["pre_tokenizer"] = nullptr;
+  const BpeTokenizer whole = BpeTokenizer::from_tokenizer_json_text(j.dump(), "sp.json");
+  EXPECT_EQ(whole.encode(" a b"), (Ids{6, 3, 5}));
+  // Without fuse_unk each unknown character is one <unk>.
+  j["model"]["fuse_unk"] = false;
+  EXPECT_EQ(BpeTokenizer::from_tokenizer_json_text(j.dump(), "sp.json").encode("xx"), (Ids{0, 0}));
 }
 
 }  // namespace

@@ -179,14 +179,15 @@ TEST(SentencePieceHandBuilt, MalformedFilesAreInputErrors) {
   expect_input_error(parse(ok + key(9, 1) + "1234567"), "bad.model", "length 8 runs past the end");
   expect_input_error(parse(""), "bad.model", "SentencePiece model has no pieces");
   expect_input_error(parse("not a model"), "bad.model", "not a valid SentencePiece model");
-  expect_input_error(parse(minimal_model(int_field(3, 1))), "bad.model",
-                     "is a unigram SentencePiece model; only BPE models (Llama 2, TinyLlama) are "
-                     "supported");
-  expect_input_error(parse(minimal_model(int_field(3, 4))), "bad.model", "is a char SentencePiece");
+  expect_input_error(parse(minimal_model(int_field(3, 4))), "bad.model",
+                     "is a char SentencePiece model; only BPE and unigram models are supported");
   expect_input_error(parse(minimal_model(int_field(3, 9))), "bad.model",
                      "unknown SentencePiece model_type 9");
   expect_input_error(parse(minimal_model("", bytes_field(1, "nmt_nfkc") + bytes_field(2, "map"))),
-                     "bad.model", "normalization rule 'nmt_nfkc'; only 'identity'");
+                     "bad.model", "malformed precompiled_charsmap: shorter than its 4-byte header");
+  expect_input_error(
+      parse(minimal_model("", bytes_field(2, std::string("\x08\0\0\0\0\0\0\0", 8)))),
+      "bad.model", "trie size 8 does not fit the 8-byte map");
   expect_input_error(parse(minimal_model(int_field(24, 1))), "bad.model",
                      "treat_whitespace_as_suffix");
   expect_input_error(parse(bytes_field(2, int_field(3, 2))), "bad.model", "has no pieces");
@@ -225,6 +226,24 @@ TEST(SentencePieceHandBuilt, CorruptedBytesNeverCrash) {
 TEST(SentencePieceErrors, MissingFile) {
   expect_input_error([] { SentencePieceTokenizer t("/nonexistent/tokenizer.model"); },
                      "/nonexistent/tokenizer.model", "cannot open");
+}
+
+TEST(SentencePieceHandBuilt, UnigramViterbi) {
+  // The minimal model as a unigram model (a second model_type field wins).
+  // NORMAL scores: ▁ a b 0, ab ba -1, ▁a -2, ▁ab -3; so min -3, unknown
+  // -3 - 10 = -13, and max 0 -> FLT_MIN, so <sep> scores 5 * FLT_MIN - 0.1.
+  const auto t = SentencePieceTokenizer::from_bytes(minimal_model(int_field(3, 1)), "uni.model");
+  // "▁ab": ▁|a|b = 0 beats ▁|ab = -1, ▁a|b = -2, ▁ab = -3.
+  EXPECT_EQ(t.encode("ab"), (Ids{6, 7, 8}));
+  // '!' has no piece: unknown (-13), replaced by its byte piece <0x21>.
+  EXPECT_EQ(t.encode("a!"), (Ids{6, 7, 3}));
+  EXPECT_EQ(t.encode("\xC3\xA9"), (Ids{6, 4, 5}));  // é: unknown, two byte pieces
+  // Byte fallback without a <0x7A> piece: <unk> for each byte, not fused.
+  EXPECT_EQ(t.encode("zz"), (Ids{6, 0, 0}));
+  // <sep> (-0.1) beats five unknown characters (-65).
+  EXPECT_EQ(t.encode("a<sep>b"), (Ids{6, 7, 13, 8}));
+  EXPECT_EQ(t.encode(""), (Ids{}));
+  EXPECT_EQ(t.decode({6, 7, 13, 8}), "a<sep>b");
 }
 
 // ---- Models trained by spm_train, compared with spm_encode ---------------------------
@@ -279,7 +298,10 @@ std::string long_text() {
 // `sentencepiece`): "llama", set up like Llama 2 (BPE, byte fallback, identity
 // normalization, no whitespace folding, digits split); "folded", with the
 // default whitespace folding, no byte fallback, no BOS and a user-defined
-// symbol; and a unigram model, which must be refused.
+// symbol; two unigram models with identity normalization, "unigram_bytes"
+// (byte fallback, no whitespace folding) and "unigram_folded" (folding, a
+// user-defined symbol, no byte fallback); and models with SentencePiece's
+// default nmt_nfkc rule (a precompiled map), "unigram" and "nfkc" (BPE).
 class SentencePieceModel : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -311,8 +333,24 @@ class SentencePieceModel : public ::testing::Test {
         run(common + "--model_type=unigram --model_prefix=" + dir_ + "/unigram " +
             "--vocab_size=100 --hard_vocab_limit=false" + quiet)
             .has_value() &&
+        run(common + "--model_type=unigram --model_prefix=" + dir_ + "/unigram_bytes " +
+            "--vocab_size=400 --hard_vocab_limit=false --byte_fallback=true " +
+            "--normalization_rule_name=identity --remove_extra_whitespaces=false" + quiet)
+            .has_value() &&
+        run(common + "--model_type=unigram --model_prefix=" + dir_ + "/unigram_folded " +
+            "--vocab_size=80 --hard_vocab_limit=false --normalization_rule_name=identity " +
+            "--user_defined_symbols='<sep>'" + quiet)
+            .has_value() &&
         run(common + "--model_type=bpe --model_prefix=" + dir_ + "/nfkc --vocab_size=100 " +
             "--hard_vocab_limit=false" + quiet)
+            .has_value() &&
+        // Set up as Gemma 3's tokenizer.model says: BPE, byte fallback, split
+        // digits, no dummy prefix, no whitespace folding, whitespace runs as
+        // user-defined pieces (its newline ones cannot pass spm_encode's lines).
+        run(common + "--model_type=bpe --model_prefix=" + dir_ + "/gemma --vocab_size=300 " +
+            "--byte_fallback=true --normalization_rule_name=identity --split_digits=true " +
+            "--add_dummy_prefix=false --remove_extra_whitespaces=false --allow_whitespace_only_pieces=true " +
+            "--user_defined_symbols=\xE2\x96\x81\xE2\x96\x81,\xE2\x96\x81\xE2\x96\x81\xE2\x96\x81" + quiet)
             .has_value();
   }
 
@@ -441,13 +479,44 @@ TEST_F(SentencePieceModel, InvalidUtf8DoesNotCrash) {
   }
 }
 
-TEST_F(SentencePieceModel, RefusesOtherModels) {
-  expect_input_error([&] { SentencePieceTokenizer t(dir_ + "/unigram.model"); },
-                     dir_ + "/unigram.model",
-                     "is a unigram SentencePiece model; only BPE models (Llama 2, TinyLlama) are "
-                     "supported");
-  expect_input_error([&] { SentencePieceTokenizer t(dir_ + "/nfkc.model"); }, dir_ + "/nfkc.model",
-                     "normalization rule 'nmt_nfkc'");
+TEST_F(SentencePieceModel, UnigramMatchesSpmEncode) {
+  auto texts = sample_texts();
+  // Characters the corpus never had: unknown, or their byte pieces.
+  texts.insert(texts.end(), {"the<sep>cat", " <sep> <sep>", "<se", "\u0416\u0416 qq\u0416", "zzz",
+                             long_text()});
+  for (const char* name : {"/unigram_bytes.model", "/unigram_folded.model"}) {
+    expect_matches_spm_encode(dir_ + name, texts);
+    expect_matches_spm_encode(dir_ + name, invalid_utf8_texts());
+  }
+  // Lossless with byte fallback and no folding, but for a written '▁' (a space
+  // to SentencePiece).
+  SentencePieceTokenizer t(dir_ + "/unigram_bytes.model");
+  for (const auto& text : sample_texts())
+    if (text.find("\xE2\x96\x81") == std::string::npos)
+      EXPECT_EQ(t.decode(t.encode(text)), text) << text;
+}
+
+TEST_F(SentencePieceModel, GemmaStyleMatchesSpmEncode) {
+  auto texts = sample_texts();
+  texts.insert(texts.end(), {"  two  spaces", "   three", "tab\there", "12345678", long_text()});
+  expect_matches_spm_encode(dir_ + "/gemma.model", texts);
+  expect_matches_spm_encode(dir_ + "/gemma.model", invalid_utf8_texts());
+  SentencePieceTokenizer t(dir_ + "/gemma.model");
+  EXPECT_EQ(t.decode(t.encode(" the cat")), " the cat");  // no dummy prefix to drop
+}
+
+// SentencePiece's default rule, nmt_nfkc: NFKC plus its own mappings
+// (whitespace and control characters), through the precompiled map.
+TEST_F(SentencePieceModel, NmtNfkcModelsMatchSpmEncode) {
+  auto texts = sample_texts();
+  texts.insert(texts.end(),
+               {"\uFB01ne \u00BD \uFF21\uFF42\uFF43 \u2167 \u3392", "e\u0301 A\u030A \u212B \u2126",
+                "\u1100\u1161\u11A8 \uFF76\uFF9E", "x\u00A0y\u3000z\u2009w", "a\x01b\x7F c",
+                "\u200B\uFEFF zero width", "full\uFF0Cwidth\uFF1F", "the<sep>cat", long_text()});
+  for (const char* name : {"/unigram.model", "/nfkc.model"}) {
+    expect_matches_spm_encode(dir_ + name, texts);
+    expect_matches_spm_encode(dir_ + name, invalid_utf8_texts());
+  }
 }
 
 TEST_F(SentencePieceModel, LoadTokenizerFindsIt) {
