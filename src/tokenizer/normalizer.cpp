@@ -55,7 +55,9 @@ std::string normalize_valid(std::string_view s, UnicodeForm form) {
   return result;
 }
 
-std::string replace_all(std::string_view s, const std::string& from, const std::string& to) {
+}  // namespace
+
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
   std::string out;
   for (std::size_t pos = 0;;) {
     const std::size_t hit = s.find(from, pos);
@@ -65,8 +67,6 @@ std::string replace_all(std::string_view s, const std::string& from, const std::
     pos = hit + from.size();
   }
 }
-
-}  // namespace
 
 std::string unicode_normalize(std::string_view text, UnicodeForm form) {
   std::string out;

@@ -18,6 +18,9 @@ namespace sparc {
 
 enum class UnicodeForm { kNfc, kNfd, kNfkc, kNfkd };
 
+// `s` with every occurrence of `from` (not empty) replaced by `to`, left to right.
+std::string replace_all(std::string_view s, std::string_view from, std::string_view to);
+
 // `text` in normalization form `form`; invalid UTF-8 bytes stay as they are.
 std::string unicode_normalize(std::string_view text, UnicodeForm form);
 

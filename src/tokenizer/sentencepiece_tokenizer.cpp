@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "tokenizer/normalizer.h"
 
 namespace sparc {
 namespace {
@@ -239,17 +240,6 @@ std::size_t utf8_length(std::string_view s) {
   constexpr std::uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
   if (cp < kMin[n] || (cp >= 0xD800 && cp < 0xE000) || cp > 0x10FFFF) return 0;
   return n;
-}
-
-std::string replace_all(std::string_view s, std::string_view from, std::string_view to) {
-  std::string out;
-  for (std::size_t pos = 0;;) {
-    const std::size_t hit = s.find(from, pos);
-    out.append(s.substr(pos, hit - pos));
-    if (hit == std::string_view::npos) return out;
-    out.append(to);
-    pos = hit + from.size();
-  }
 }
 
 // The byte of a piece "<0xNN>", or -1.
