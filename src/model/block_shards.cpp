@@ -58,6 +58,11 @@ std::map<std::string, torch::Tensor> BlockShards::gather(std::int64_t l, std::in
   return out;
 }
 
+std::int64_t BlockShards::block_bytes(std::int64_t l) const {
+  const Stored& s = blocks_.at(size_t(l));
+  return s.total * s.chunk.element_size();
+}
+
 std::int64_t BlockShards::resident_bytes() const {
   std::int64_t bytes = 0;
   for (const auto& s : blocks_) bytes += s.chunk.numel() * s.chunk.element_size();

@@ -35,6 +35,8 @@ class BlockShards {
   std::map<std::string, torch::Tensor> gather(std::int64_t l, std::int64_t next);
 
   std::int64_t blocks() const { return std::int64_t(blocks_.size()); }
+  // Bytes of block `l`'s full weights (what one gather brings).
+  std::int64_t block_bytes(std::int64_t l) const;
   // Bytes of block weights kept on this rank.
   std::int64_t resident_bytes() const;
 
