@@ -27,6 +27,9 @@ RunConfig comparable(RunConfig c) {
   c.checkpoint = CheckpointSection{};
   c.model.path.clear();
   c.model.sharding = ModelSection{}.sharding;  // a memory layout, like the number of ranks
+  // Memory against time, with the same bits in every mode.
+  c.model.recompute = ModelSection{}.recompute;
+  c.model.activation_budget_mb = ModelSection{}.activation_budget_mb;
   // Where it runs: a checkpoint written on the CPU resumes on a GPU and back
   // (checkpoints hold host copies; the trainer places them on the device).
   c.model.device = ModelSection{}.device;

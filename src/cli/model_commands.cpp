@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "model/hf_model.h"
 #include "model/model_loader.h"
+#include "model/random_model.h"
 #include "model/weight_source.h"
 #include "tokenizer/tokenizer.h"
 
@@ -52,16 +53,18 @@ void add_convert_command(CLI::App& app, std::vector<Command>& commands) {
 
 void add_random_model_command(CLI::App& app, std::vector<Command>& commands) {
   struct Args {
-    std::string out, dtype = "f32";
+    std::string out, dtype = "f32", preset;
     std::int64_t dim = 512, layers = 8, heads = 8, kv_heads = 0, ffn = 1376, vocab = 512;
     std::int64_t max_seq_len = 2048;
     std::uint64_t seed = 0;
+    bool untie = false;
   };
   auto args = std::make_shared<Args>();
   auto* sub = app.add_subcommand(
       "random-model",
       "Write a llama model with random weights (normal, std 0.02) as a Hugging Face directory: "
-      "benchmarks and memory tests at sizes no shared model has; pair it with tokenizer: bytes");
+      "benchmarks and memory tests at sizes no shared model has; pair it with tokenizer: bytes. "
+      "Written tensor by tensor: the command holds about one tensor, whatever the model size");
   sub->add_option("--out", args->out, "output directory (created)")->required();
   sub->add_option("--dim", args->dim, "hidden size D")->capture_default_str();
   sub->add_option("--layers", args->layers, "blocks")->capture_default_str();
@@ -72,7 +75,18 @@ void add_random_model_command(CLI::App& app, std::vector<Command>& commands) {
       ->capture_default_str();
   sub->add_option("--seed", args->seed, "random seed")->capture_default_str();
   sub->add_option("--dtype", args->dtype, "f32, bf16 or f16")->capture_default_str();
+  sub->add_flag("--untie-embeddings", args->untie,
+                "a separate output layer (lm_head), as Llama 2 has; default: tied to the embedding");
+  sub->add_option("--preset", args->preset,
+                  "llama2-7b: D=4096, 32 layers, 32 heads, FFN 11008, vocab 32000, untied, bf16 "
+                  "(13.5 GB); overrides the shape options and --dtype")
+      ->check(CLI::IsMember({"llama2-7b"}));
   commands.push_back({sub, [args]() {
+    if (args->preset == "llama2-7b") {
+      args->dim = 4096, args->layers = 32, args->heads = 32, args->kv_heads = 0;
+      args->ffn = 11008, args->vocab = 32000, args->max_seq_len = 4096, args->dtype = "bf16";
+      args->untie = true;
+    }
     ModelConfig c;
     c.arch = Arch::kLlama;
     c.vocab_size = args->vocab;
@@ -83,9 +97,9 @@ void add_random_model_command(CLI::App& app, std::vector<Command>& commands) {
     c.head_dim = args->heads > 0 ? args->dim / args->heads : 0;
     c.ffn_dim = args->ffn;
     c.max_seq_len = args->max_seq_len;
+    c.tie_embeddings = !args->untie;
     c.validate("random-model");
-    auto source = random_weights(c, args->seed);
-    write_hf_llama_directory(*source, args->out, args->dtype);
+    write_random_llama_directory(c, args->seed, args->out, args->dtype);
     spdlog::info("wrote {} ({}, {} parameters)", args->out, c.summary(), c.parameter_count());
     return kExitOk;
   }});

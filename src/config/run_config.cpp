@@ -18,6 +18,7 @@ const std::vector<std::string> kFormats = {"generic", "boolq", "cb",  "rte",
                                            "copa",    "wic",   "wsc", "multirc"};
 const std::vector<std::string> kDtypes = {"f32", "f16", "bf16"};
 const std::vector<std::string> kShardings = {"none", "layer"};
+const std::vector<std::string> kRecomputes = {"auto", "always", "never"};
 const std::vector<std::string> kCommBackends = {"auto", "mpi", "nccl"};
 const std::vector<std::string> kOnWriteError = {"stop", "continue"};
 const std::vector<std::string> kLoraTargets = {"q", "k", "v", "o", "gate", "up", "down"};
@@ -46,6 +47,8 @@ void read_model(Section s, ModelSection& m) {
       s.fail("device", "expected cpu, cuda, cuda:N or auto; got '" + device + "'");
   }
   s.read_choice("sharding", m.sharding, kShardings);
+  s.read_choice("recompute", m.recompute, kRecomputes);
+  s.read("activation_budget_mb", m.activation_budget_mb, std::int64_t{0});
 }
 
 void read_pca(Section s, PcaSection& p) {
@@ -283,7 +286,8 @@ RunConfig parse_run_config(const std::string& yaml_text, const std::string& wher
   top.read("reuse_threshold", c.reuse_threshold, kUnitClosed);
 
   Section model(problems, top.get("model"), "model",
-                {"path", "tokenizer", "dtype", "device", "sharding"});
+                {"path", "tokenizer", "dtype", "device", "sharding", "recompute",
+                 "activation_budget_mb"});
   read_model(model, c.model);
   if (c.trains_weights() && c.model.sharding == "layer")
     model.fail("sharding", "method full trains the weights themselves and cannot shard them; "
@@ -350,6 +354,8 @@ std::string to_yaml(const RunConfig& c) {
   str("dtype", c.model.dtype);
   str("device", c.model.device);
   str("sharding", c.model.sharding);
+  str("recompute", c.model.recompute);
+  integer("activation_budget_mb", c.model.activation_budget_mb);
   out << YAML::EndMap;
   begin("prompt");
   integer("length", c.prompt.length);
@@ -425,8 +431,10 @@ std::string to_yaml(const RunConfig& c) {
 }
 
 bool operator==(const ModelSection& a, const ModelSection& b) {
-  return std::tie(a.path, a.tokenizer, a.dtype, a.device, a.sharding) ==
-         std::tie(b.path, b.tokenizer, b.dtype, b.device, b.sharding);
+  return std::tie(a.path, a.tokenizer, a.dtype, a.device, a.sharding, a.recompute,
+                  a.activation_budget_mb) ==
+         std::tie(b.path, b.tokenizer, b.dtype, b.device, b.sharding, b.recompute,
+                  b.activation_budget_mb);
 }
 bool operator==(const PromptSection& a, const PromptSection& b) { return a.length == b.length; }
 bool operator==(const CommSection& a, const CommSection& b) {

@@ -22,6 +22,14 @@ struct ModelSection {
   // visible, else cpu). The default stays cpu: a run's device is never a guess.
   std::string device = "cpu";
   std::string sharding = "none";  // none | layer: each rank keeps 1/N of every block (SPEC 3)
+  // Which blocks re-run their forward in backward instead of keeping their
+  // activations: always | never | auto. auto keeps blocks, first to last,
+  // while their estimated kept bytes (activations, plus the gathered weights
+  // when sharded) fit activation_budget_mb per forward pass, and recomputes
+  // the rest; a budget of 0 keeps what runs kept before: every block
+  // unsharded, none sharded. Results are the same bits in every mode.
+  std::string recompute = "auto";
+  std::int64_t activation_budget_mb = 0;
 };
 
 struct PromptSection {

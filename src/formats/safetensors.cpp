@@ -359,15 +359,26 @@ void SafetensorsWriter::set_metadata(const std::string& key, const std::string& 
   metadata_[key] = value;
 }
 
-void SafetensorsWriter::write(const std::string& path) const {
+namespace {
+
+struct HeaderEntry {
+  const std::string& name;
+  DType dtype;
+  const std::vector<std::int64_t>& shape;
+  std::uint64_t bytes;
+};
+
+// The 8-byte length and the JSON header of a file holding `entries` in order.
+std::string header_bytes(const std::vector<HeaderEntry>& entries,
+                         const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();  // keeps insertion order
-  if (!metadata_.empty()) header["__metadata__"] = metadata_;
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
-  for (const Entry& e : entries_) {
+  for (const HeaderEntry& e : entries) {
     header[e.name] = {{"dtype", dtype_name(e.dtype)},
                       {"shape", e.shape},
-                      {"data_offsets", {offset, offset + e.bytes.size()}}};
-    offset += e.bytes.size();
+                      {"data_offsets", {offset, offset + e.bytes}}};
+    offset += e.bytes;
   }
   std::string text;
   try {
@@ -378,15 +389,32 @@ void SafetensorsWriter::write(const std::string& path) const {
   // Pad so that the data section (after the 8-byte length) starts 8-aligned,
   // letting a reader use mapped F64/I64 data in place.
   text.append((8 - text.size() % 8) % 8, ' ');
-
-  std::uint8_t len[8];
+  std::string out(8, '\0');
   for (int i = 0; i < 8; ++i)
-    len[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
+    out[size_t(i)] = char(static_cast<std::uint64_t>(text.size()) >> (8 * i));
+  return out + text;
+}
 
+std::uint64_t spec_bytes(const std::string& name, DType dtype,
+                         const std::vector<std::int64_t>& shape) {
+  std::int64_t numel = 0;
+  std::uint64_t bytes = 0;
+  if (!checked_numel(shape, &numel) ||
+      __builtin_mul_overflow(static_cast<std::uint64_t>(numel), dtype_size(dtype), &bytes))
+    throw std::invalid_argument("safetensors writer: tensor '" + name +
+                                "' has a negative or overflowing shape");
+  return bytes;
+}
+
+}  // namespace
+
+void SafetensorsWriter::write(const std::string& path) const {
+  std::vector<HeaderEntry> entries;
+  for (const Entry& e : entries_) entries.push_back({e.name, e.dtype, e.shape, e.bytes.size()});
+  const std::string head = header_bytes(entries, metadata_);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) throw InputError(path, errno_text("cannot open for writing"));
-  bool ok =
-      std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size();
   for (const Entry& e : entries_) {
     if (!ok) break;
     ok = e.bytes.empty() || std::fwrite(e.bytes.data(), 1, e.bytes.size(), f) == e.bytes.size();
@@ -398,6 +426,50 @@ void SafetensorsWriter::write(const std::string& path) const {
     ok = false;
   }
   if (!ok) throw InputError(path, err);
+}
+
+SafetensorsStreamWriter::SafetensorsStreamWriter(const std::string& path, std::vector<Spec> tensors,
+                                                 const std::map<std::string, std::string>& metadata)
+    : path_(path), specs_(std::move(tensors)) {
+  std::vector<HeaderEntry> entries;
+  std::set<std::string> names;
+  for (const Spec& s : specs_) {
+    if (s.name == "__metadata__" || !names.insert(s.name).second)
+      throw std::invalid_argument("SafetensorsStreamWriter: tensor name '" + s.name +
+                                  "' reserved or repeated");
+    entries.push_back({s.name, s.dtype, s.shape, spec_bytes(s.name, s.dtype, s.shape)});
+  }
+  const std::string head = header_bytes(entries, metadata);
+  file_ = std::fopen(path.c_str(), "wb");
+  if (file_ == nullptr) throw InputError(path, errno_text("cannot open for writing"));
+  if (std::fwrite(head.data(), 1, head.size(), file_) != head.size())
+    throw InputError(path, errno_text("write failed"));
+}
+
+SafetensorsStreamWriter::~SafetensorsStreamWriter() {
+  if (file_ != nullptr) std::fclose(file_);  // unfinished: an error is already on its way
+}
+
+void SafetensorsStreamWriter::write_next(const void* data, std::size_t bytes) {
+  if (file_ == nullptr || next_ >= specs_.size())
+    throw std::logic_error("SafetensorsStreamWriter: more tensors than declared");
+  const Spec& s = specs_[next_];
+  if (bytes != spec_bytes(s.name, s.dtype, s.shape))
+    throw std::invalid_argument("SafetensorsStreamWriter: tensor '" + s.name + "' has " +
+                                std::to_string(bytes) + " bytes, its shape needs " +
+                                std::to_string(spec_bytes(s.name, s.dtype, s.shape)));
+  if (bytes > 0 && std::fwrite(data, 1, bytes, file_) != bytes)
+    throw InputError(path_, errno_text("write failed"));
+  ++next_;
+}
+
+void SafetensorsStreamWriter::finish() {
+  if (next_ != specs_.size())
+    throw std::logic_error("SafetensorsStreamWriter: " + std::to_string(next_) + " of " +
+                           std::to_string(specs_.size()) + " tensors written");
+  std::FILE* f = file_;
+  file_ = nullptr;
+  if (std::fclose(f) != 0) throw InputError(path_, errno_text("write failed"));
 }
 
 }  // namespace sparc

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <string_view>
@@ -111,6 +112,36 @@ class SafetensorsWriter {
   };
   std::vector<Entry> entries_;
   std::map<std::string, std::string> metadata_;
+};
+
+// Writes a safetensors file tensor by tensor, holding none of them: the
+// header is fixed up front from every tensor's name, dtype and shape, then
+// each tensor's bytes follow in that order (a 13.5 GB model is written with
+// the memory of its largest tensor). The file is byte-identical to what
+// SafetensorsWriter writes for the same tensors and metadata.
+class SafetensorsStreamWriter {
+ public:
+  struct Spec {
+    std::string name;
+    DType dtype;
+    std::vector<std::int64_t> shape;
+  };
+  // Opens `path` and writes the header. Throws InputError naming the path.
+  SafetensorsStreamWriter(const std::string& path, std::vector<Spec> tensors,
+                          const std::map<std::string, std::string>& metadata = {});
+  ~SafetensorsStreamWriter();
+  SafetensorsStreamWriter(const SafetensorsStreamWriter&) = delete;
+  SafetensorsStreamWriter& operator=(const SafetensorsStreamWriter&) = delete;
+  // The next tensor's bytes (numel x dtype size), in the order given.
+  void write_next(const void* data, std::size_t bytes);
+  // Checks that every tensor was written and closes the file.
+  void finish();
+
+ private:
+  std::string path_;
+  std::vector<Spec> specs_;
+  std::size_t next_ = 0;
+  std::FILE* file_ = nullptr;
 };
 
 }  // namespace sparc

@@ -30,9 +30,28 @@ void BlockShards::add_block(
   blocks_.push_back(std::move(s));
 }
 
+torch::Tensor BlockShards::buffer(std::int64_t numel) {
+  // Free: only the pool holds the buffer and no view of its storage is left.
+  for (const auto& b : pool_)
+    if (b.numel() >= numel && b.use_count() == 1 && b.storage().use_count() == 1) {
+      ++pooled_uses_;
+      return b.narrow(0, 0, numel);
+    }
+  std::int64_t largest = 0;
+  for (const auto& s : blocks_) largest = std::max(largest, s.chunk.size(0) * comm_.size());
+  auto options = torch::dtype(dtype_).device(device_);
+  if (pool_.size() < 2 && numel <= largest) {
+    pool_.push_back(torch::empty({largest}, options));
+    ++pooled_uses_;
+    return pool_.back().narrow(0, 0, numel);
+  }
+  ++fresh_uses_;
+  return torch::empty({numel}, options);
+}
+
 std::unique_ptr<CommWork> BlockShards::start(std::int64_t l, torch::Tensor& out) {
   const auto& chunk = blocks_.at(size_t(l)).chunk;
-  out = torch::empty({chunk.size(0) * comm_.size()}, chunk.options());
+  out = buffer(chunk.size(0) * comm_.size());
   return comm_.all_gather_async(chunk, out, CommTag::kGather);
 }
 
@@ -56,6 +75,11 @@ std::map<std::string, torch::Tensor> BlockShards::gather(std::int64_t l, std::in
   for (const Entry& e : blocks_[size_t(l)].entries)
     out[e.name] = full.slice(0, e.offset, e.offset + e.numel).view(e.shape);
   return out;
+}
+
+std::int64_t BlockShards::block_bytes(std::int64_t l) const {
+  const Stored& s = blocks_.at(size_t(l));
+  return s.total * s.chunk.element_size();
 }
 
 std::int64_t BlockShards::resident_bytes() const {

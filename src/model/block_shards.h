@@ -2,9 +2,12 @@
 // Each block's tensors are laid end to end in one flat buffer (canonical
 // order); rank r keeps elements [r c, (r + 1) c) of it, c = ceil(total / N),
 // read from the source as a slice. A block's full weights come back with one
-// all-gather (tag `gather`) into a fresh buffer that is freed when the last
-// view of it goes; the gather of the next block is issued before the
-// current one is returned, so it travels while the current block computes.
+// all-gather (tag `gather`) into one of two buffers allocated once (the
+// running block's and the prefetched one's), reused once no view of the
+// previous block in it is left; a block whose views live on (kept for
+// backward: model.recompute) makes the next gather use a fresh buffer. The
+// gather of the next block is issued before the current one is returned, so
+// it travels while the current block computes.
 #pragma once
 
 #include <torch/torch.h>
@@ -35,6 +38,8 @@ class BlockShards {
   std::map<std::string, torch::Tensor> gather(std::int64_t l, std::int64_t next);
 
   std::int64_t blocks() const { return std::int64_t(blocks_.size()); }
+  // Bytes of block `l`'s full weights (what one gather brings).
+  std::int64_t block_bytes(std::int64_t l) const;
   // Bytes of block weights kept on this rank.
   std::int64_t resident_bytes() const;
 
@@ -50,6 +55,8 @@ class BlockShards {
     torch::Tensor chunk;  // [c]: this rank's slice of the flat buffer
   };
   std::unique_ptr<CommWork> start(std::int64_t l, torch::Tensor& out);
+  // A flat buffer of `numel` elements: a free pooled one, else a new one.
+  torch::Tensor buffer(std::int64_t numel);
 
   Communicator& comm_;
   torch::Dtype dtype_;
@@ -58,6 +65,12 @@ class BlockShards {
   std::int64_t pending_block_ = -1;
   torch::Tensor pending_buffer_;
   std::unique_ptr<CommWork> pending_;
+  std::vector<torch::Tensor> pool_;  // at most two, each of the largest block's size
+  std::int64_t pooled_uses_ = 0, fresh_uses_ = 0;
+
+ public:
+  // Gathers served from the pool and from fresh buffers (tests, benchmarks).
+  std::pair<std::int64_t, std::int64_t> buffer_uses() const { return {pooled_uses_, fresh_uses_}; }
 };
 
 }  // namespace sparc

@@ -201,29 +201,18 @@ torch::Tensor Transformer::prefixed_hidden_at(const torch::Tensor& tokens,
   auto rows = positions.to(options_.device, torch::kLong);
   TORCH_CHECK(rows.dim() == 1 && rows.size(0) == B, "positions must be [batch]");
   auto g = geometry(x, valid);
-  // The last block runs its queries at `rows` only, unless it is sharded (its
-  // recomputing backward runs whole blocks) or draws LoRA dropout (the masks
-  // are drawn over every position).
-  bool prune = options_.prune_last_block && !shards_ && L > 0;
+  // The last block runs its queries at `rows` only, unless it draws LoRA
+  // dropout (the masks are drawn over every position).
+  bool prune = options_.prune_last_block && L > 0;
   if (prune && dropout_ != nullptr) {
     const Block& last = blocks_.back();
     for (const Linear* lin : {&last.q, &last.k, &last.v, &last.o, &last.gate, &last.up, &last.down})
       if (lin->lora && lin->lora->dropout > 0) prune = false;
   }
   for (std::int64_t l = 0; l < L - (prune ? 1 : 0); ++l) x = call_block(l, l + 1 < L ? l + 1 : -1, x, g);
-  if (prune) {
-    // One sequence at a time: the products' shapes, and so BLAS's choice of
-    // kernel and its rounding, then do not depend on how many sequences a
-    // rank holds (data parallel runs stay equal to a single process up to
-    // the reduction order of the gradient sum).
-    std::vector<torch::Tensor> out;
-    for (std::int64_t b = 0; b < B; ++b) {
-      auto one = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, b, 1) : t; };
-      const Geometry gb{one(g.cos), one(g.sin), one(g.q_cos), one(g.q_sin), one(g.allowed), one(g.blocked)};
-      out.push_back(run_block(blocks_.back(), x.narrow(0, b, 1), gb, dropout_, rows.narrow(0, b, 1)));
-    }
-    x = torch::cat(out, 0).squeeze(1);
-  } else
+  if (prune)
+    x = call_last_block_at(x, g, rows).squeeze(1);
+  else
     x = x.gather(1, rows.view({B, 1, 1}).expand({B, 1, x.size(2)})).squeeze(1);
   return norm(final_norm_, x);
 }

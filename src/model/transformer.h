@@ -36,12 +36,24 @@ struct ModelOptions {
   Communicator* shard_comm = nullptr;
   // prefixed_hidden_at: run the last block's queries, output projection and
   // MLP at the requested positions only (about 10% less work in the
-  // benchmark configuration). Off by default: those products then have one
-  // row per sequence, BLAS picks other kernels than for the full block, and
-  // the rounding no longer matches a run with another number of ranks or
-  // with layer sharding (the SPEC 3 equivalence tests, trainer_mpi_test).
+  // benchmark configuration), one sequence at a time, sharded or not (a
+  // sharded one recomputes the same pruned products in backward). Off by
+  // default: its products have one row per sequence, so BLAS's rounding
+  // differs from the whole block's; a run must prune on every rank alike.
   bool prune_last_block = false;
+  // Which blocks re-run their forward in backward (`model.recompute`):
+  // kAuto keeps blocks, first to last, while their estimated kept bytes
+  // (activations, plus the gathered weights autograd then holds when
+  // sharded) fit activation_budget_bytes per forward pass; a budget of 0
+  // keeps every block unsharded and none sharded. Gradients are the same
+  // bits in every mode (the recomputed forward is the kept one).
+  enum class Recompute { kAuto, kAlways, kNever };
+  Recompute recompute = Recompute::kAuto;
+  std::int64_t activation_budget_bytes = 0;
 };
+
+// "auto" | "always" | "never"; throws InputError(where, ...) otherwise.
+ModelOptions::Recompute parse_recompute(const std::string& name, const std::string& where);
 
 // Parses "f32"/"bf16" (and "f16"); "cpu"/"cuda"/"cuda:N". Throw InputError(where, ...).
 torch::Dtype parse_model_dtype(const std::string& name, const std::string& where);
@@ -184,6 +196,16 @@ class Transformer {
   // when gradients flow.
   torch::Tensor call_block(std::int64_t l, std::int64_t next, const torch::Tensor& x,
                            const Geometry& g) const;
+  // Whether block `l` keeps its activations for backward in this pass (the
+  // recompute mode and budget); counts what it keeps.
+  bool keeps_block(std::int64_t l, const torch::Tensor& x) const;
+  // The last block at one position per sequence (`rows`), one sequence at
+  // a time (prefixed_hidden_at's pruning); sharded, gathered once, and
+  // recomputed the same way in backward.
+  torch::Tensor call_last_block_at(const torch::Tensor& x, const Geometry& g,
+                                   const torch::Tensor& rows) const;
+  torch::Tensor run_block_per_sequence(const Block& block, const torch::Tensor& x,
+                                       const Geometry& g, const torch::Tensor& rows) const;
   // Block `l` with its full weights (gathered when sharded); issues the gather of `next`.
   Block full_block(std::int64_t l, std::int64_t next) const;
   Geometry geometry(torch::Tensor& x, const torch::Tensor& valid) const;
@@ -197,6 +219,7 @@ class Transformer {
   const DropoutKeys* dropout_ = nullptr;
   std::shared_ptr<BlockShards> shards_;
   std::int64_t parameter_count_ = 0;
+  mutable std::int64_t kept_bytes_ = 0;  // this forward pass's kept blocks (keeps_block)
 };
 
 }  // namespace sparc

@@ -47,20 +47,20 @@ std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected_tensors(
   return out;
 }
 
+torch::Tensor random_weight(const std::string& name, const std::vector<std::int64_t>& shape,
+                            at::Generator& gen) {
+  const bool is_norm = name.find("norm") != std::string::npos;
+  const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+  if (is_norm && !is_bias) return torch::ones(shape);
+  return at::normal(0.0, is_bias ? 0.01 : 0.02, shape, gen);
+}
+
 std::unique_ptr<TensorMapSource> random_weights(const ModelConfig& config, std::uint64_t seed) {
   config.validate("random model");
   auto gen = at::detail::createCPUGenerator(seed);
   std::map<std::string, torch::Tensor> tensors;
-  for (const auto& [name, shape] : expected_tensors(config)) {
-    const bool is_norm = name.find("norm") != std::string::npos;
-    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-    torch::Tensor t;
-    if (is_norm && !is_bias)
-      t = torch::ones(shape);
-    else
-      t = at::normal(0.0, is_bias ? 0.01 : 0.02, shape, gen);
-    tensors.emplace(name, t);
-  }
+  for (const auto& [name, shape] : expected_tensors(config))
+    tensors.emplace(name, random_weight(name, shape, gen));
   return std::make_unique<TensorMapSource>(config, std::move(tensors), "random model");
 }
 

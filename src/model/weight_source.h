@@ -88,6 +88,11 @@ std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected_tensors(
 
 // A model with random weights (normal, std 0.02; norms at 1): tests and benchmarks.
 std::unique_ptr<TensorMapSource> random_weights(const ModelConfig& config, std::uint64_t seed);
+// One tensor of it: drawn from `gen`, so drawing expected_tensors(config) in
+// order from a generator seeded `seed` gives random_weights' tensors one at
+// a time (write_random_llama_directory streams them).
+torch::Tensor random_weight(const std::string& name, const std::vector<std::int64_t>& shape,
+                            at::Generator& gen);
 
 // Converts adjacent-pair RoPE rows (llama2.c, Meta's original checkpoints)
 // to half-split rows, per head: out row j < hd/2 takes row 2j, row hd/2 + j

@@ -58,6 +58,8 @@ void load_model(RunContext& c) {
                                      " tokens but the model's vocabulary has " +
                                      std::to_string(source->config().vocab_size));
   if (m.sharding == "layer" && c.world() > 1) opt.shard_comm = c.ranks.comm;
+  opt.recompute = parse_recompute(m.recompute, "model.recompute");
+  opt.activation_budget_bytes = m.activation_budget_mb << 20;
   c.rss_before_model_kb = resident_kb();
   c.model = std::make_unique<Transformer>(*source, opt);
   if (auto line = settle_threads_for_model(c.model->config().dim); !line.empty()) spdlog::info(line);

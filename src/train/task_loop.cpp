@@ -38,7 +38,9 @@ void log_step(RunContext& c, size_t t, std::int64_t step, std::int64_t total, do
   const bool logged = is_logged(c, step, total);
   if (!c.is_root()) return;
   const auto& name = c.data[t].name;
-  if (logged) {
+  // `bench step` has no run directory and so no metrics file: writing to the
+  // unopened stream failed on rank 0 alone and left the other ranks waiting.
+  if (logged && c.metrics_out.is_open()) {
     nlohmann::json line = {{"task", name}, {"step", step + 1}, {"loss", loss},
                            {"lr", lr}, {"tokens_per_s", tps}};
     errno = 0;

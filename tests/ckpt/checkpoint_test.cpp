@@ -378,6 +378,14 @@ TEST(ResumeRules, DeviceAndBackendMayChange) {
   EXPECT_TRUE(resume_conflicts(config({"model.device=auto"}), config(), 1).empty());
 }
 
+// Issue 20: recomputation trades memory for time with the same bits.
+TEST(ResumeRules, RecomputeAndItsBudgetMayChange) {
+  EXPECT_TRUE(resume_conflicts(config({"model.recompute=never", "model.activation_budget_mb=64",
+                                       "model.sharding=layer"}),
+                               config(), 1)
+                  .empty());
+}
+
 TEST(ResumeRules, OtherChangesAreNamed) {
   const RunConfig then = config();
   auto p = resume_conflicts(config({"train.lr=0.5"}), then, 1);

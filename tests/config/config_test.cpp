@@ -193,6 +193,8 @@ TEST(Config, DefaultsWhenOmitted) {
   EXPECT_EQ(c.train.max_train_examples, 0);
   EXPECT_TRUE(c.train.deterministic);  // same bits at any world size unless asked otherwise
   EXPECT_EQ(c.train.unit_size, 4);
+  EXPECT_EQ(c.model.recompute, "auto");  // with budget 0: what runs kept before the key existed
+  EXPECT_EQ(c.model.activation_budget_mb, 0);
   EXPECT_EQ(c.eval.batch_size, 32);
   EXPECT_EQ(c.eval.ppl_text, "");
   EXPECT_EQ(c.eval.max_examples, 0);
@@ -262,6 +264,12 @@ TEST(Config, TypeErrorsNameKeyPathAndLine) {
             "x.yaml:2: train.deterministic: expected true or false, got 'maybe'");
   EXPECT_EQ(problem("train: {unit_size: 0}\n" + kMinimal),
             "x.yaml:1: train.unit_size: expected an integer >= 1, got '0'");
+  EXPECT_EQ(problem("model:\n  path: m\n  recompute: sometimes\n" +
+                    kMinimal.substr(kMinimal.find("tasks:"))),
+            "x.yaml:3: model.recompute: expected one of auto, always, never; got 'sometimes'");
+  EXPECT_EQ(problem(kMinimal, {"model.activation_budget_mb=-1"}),
+            "x.yaml (--set model.activation_budget_mb=-1): model.activation_budget_mb: "
+            "expected an integer >= 0, got '-1'");
 }
 
 TEST(Config, OutOfRangeValues) {
@@ -567,7 +575,8 @@ TEST(Config, ToYamlRoundTrips) {
 setting: domain-incremental
 seed: 42
 reuse_threshold: 0.85
-model: {path: models/m, tokenizer: bytes, dtype: f16, device: cuda}
+model: {path: models/m, tokenizer: bytes, dtype: f16, device: cuda, recompute: never,
+        activation_budget_mb: 512}
 prompt: {length: 4}
 pca: {k: 12, source: hidden:2, max_tokens: 100}
 lora: {rank: 2, alpha: 3.5, dropout: 0.1, targets: [up, q], lr: 0.001}
@@ -601,6 +610,8 @@ tasks:
   EXPECT_EQ(b.tasks[1].validation, "/base/e/dev.jsonl");
   EXPECT_FALSE(b.train.deterministic);
   EXPECT_EQ(b.train.unit_size, 3);
+  EXPECT_EQ(b.model.recompute, "never");
+  EXPECT_EQ(b.model.activation_budget_mb, 512);
 
   // Defaults round-trip too, and a changed setting changes the text.
   RunConfig d = parse(kMinimal);

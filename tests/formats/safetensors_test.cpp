@@ -246,6 +246,43 @@ TEST_F(SafetensorsTest, DataSectionIsAlignedForEveryHeaderLength) {
   }
 }
 
+TEST_F(SafetensorsTest, StreamWriterWritesTheSameBytesAndChecksCounts) {
+  const std::uint8_t u8[3] = {1, 2, 3};
+  const double f64[2] = {1.5, -2.0};
+  const std::uint16_t bf16[3] = {0x3f80, 0x4000, 0xbf80};
+  SafetensorsWriter w;  // the holding writer, checked field by field above
+  w.add("z_u8", DType::U8, {3}, u8, sizeof u8);
+  w.add("a_f64", DType::F64, {2}, f64, sizeof f64);
+  w.add("m_bf16", DType::BF16, {1, 3}, bf16, sizeof bf16);
+  w.set_metadata("format", "pt");
+  w.write(path("held.safetensors"));
+  {
+    SafetensorsStreamWriter s(path("streamed.safetensors"),
+                              {{"z_u8", DType::U8, {3}},
+                               {"a_f64", DType::F64, {2}},
+                               {"m_bf16", DType::BF16, {1, 3}}},
+                              {{"format", "pt"}});
+    s.write_next(u8, sizeof u8);
+    EXPECT_THROW(s.write_next(f64, 8), std::invalid_argument);  // F64 [2] needs 16 bytes
+    s.write_next(f64, sizeof f64);
+    EXPECT_THROW(s.finish(), std::logic_error);  // one tensor still missing
+    s.write_next(bf16, sizeof bf16);
+    EXPECT_THROW(s.write_next(bf16, sizeof bf16), std::logic_error);  // one too many
+    s.finish();
+  }
+  EXPECT_EQ(read_file(path("streamed.safetensors")), read_file(path("held.safetensors")));
+  SafetensorsReader r(path("streamed.safetensors"));
+  double back[2] = {0, 0};
+  r.read("a_f64", back);
+  EXPECT_EQ(back[0], 1.5);
+  EXPECT_EQ(back[1], -2.0);
+  EXPECT_THROW(SafetensorsStreamWriter(path("d.safetensors"),
+                                       {{"x", DType::U8, {1}}, {"x", DType::U8, {1}}}),
+               std::invalid_argument);
+  expect_input_error([&] { SafetensorsStreamWriter(path("no/such/dir/x.safetensors"), {}); },
+                     "no/such/dir", "cannot open");
+}
+
 TEST_F(SafetensorsTest, NoMetadataKeyWhenMetadataIsEmpty) {
   const std::int8_t v = -1;
   SafetensorsWriter w;

@@ -183,6 +183,97 @@ TEST(ShardedLockstep, IdleRankKeepsStepWithAComputingRank) {
   g_comm->barrier(CommTag::kControl);
 }
 
+// model.recompute on a sharded model: blocks that keep their graph (and the
+// gathered weights it saved) give the same bits as recomputed ones, match
+// the whole model, and still join the backward gathers (2 per block), so an
+// idle rank running idle_pass keeps step with a rank that keeps blocks.
+TEST(ShardedRecompute, EveryModeMatchesAndGathersAlike) {
+  using R = ModelOptions::Recompute;
+  const auto c = config(Arch::kLlama);
+  auto src = weights(c);
+  Transformer whole(*src, {});
+  auto lw = attach_lora(whole);
+  const Pass w = run(whole, lw);
+  Pass always;
+  // Budget of 60 kB: in `run` (2 x 10 positions) a block keeps ~37 kB of
+  // estimated activations plus its 19 kB of gathered f32 weights: block 0
+  // kept, blocks 1 and 2 recomputed.
+  for (auto [mode, budget] : {std::pair{R::kAlways, 0}, {R::kNever, 0}, {R::kAuto, 60'000}}) {
+    SCOPED_TRACE(int(mode));
+    ModelOptions opt;
+    opt.shard_comm = g_comm;
+    opt.recompute = mode;
+    opt.activation_budget_bytes = budget;
+    Transformer sharded(*src, opt);
+    auto ls = attach_lora(sharded);
+    g_comm->reset_counters();
+    Pass s = run(sharded, ls);
+    EXPECT_EQ(g_comm->counters(CommTag::kGather).calls, 2 * c.n_layers);
+    expect_close(s.logits, w.logits, "logits");
+    expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
+    for (size_t i = 0; i < s.lora_grads.size(); ++i)
+      expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
+    if (mode == R::kAlways) {
+      always = s;
+      continue;
+    }
+    EXPECT_TRUE(torch::equal(s.logits, always.logits));
+    EXPECT_TRUE(torch::equal(s.prefix_grad, always.prefix_grad));
+    for (size_t i = 0; i < s.lora_grads.size(); ++i)
+      EXPECT_TRUE(torch::equal(s.lora_grads[i], always.lora_grads[i])) << "LoRA gradient " << i;
+  }
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  opt.recompute = R::kNever;
+  Transformer sharded(*src, opt);
+  auto ls = attach_lora(sharded);
+  if (g_comm->rank() == 0)
+    expect_close(run(sharded, ls).prefix_grad, w.prefix_grad, "prompt gradient beside an idle rank");
+  else
+    sharded.idle_pass(c.n_layers, /*backward=*/true);
+  g_comm->barrier(CommTag::kControl);
+}
+
+// Last-block pruning (prefixed_hidden_at at one position per sequence) on a
+// sharded model: the same hidden states and gradients as the whole model
+// pruning alike, and as the whole model without pruning (other rounding),
+// with one gather per block in each direction.
+TEST(ShardedPrune, PrunedLastBlockMatchesTheWholeModel) {
+  const auto c = config(Arch::kLlama);
+  auto src = weights(c);
+  auto pass = [&](bool shard, bool prune) {
+    ModelOptions opt;
+    opt.shard_comm = shard ? g_comm : nullptr;
+    opt.prune_last_block = prune;
+    Transformer m(*src, opt);
+    auto lora = attach_lora(m);  // dropout set but not drawn: no dropout keys
+    auto gen = at::detail::createCPUGenerator(4);
+    auto tokens = at::randint(c.vocab_size, {3, 7}, gen);
+    auto mask = torch::ones({3, 7}, torch::kLong);
+    mask.index_put_({1, torch::indexing::Slice(0, 3)}, 0);
+    auto prefix = at::randn({2, c.dim}, gen).requires_grad_(true);
+    auto positions = torch::tensor({8, 8, 5}, torch::kLong);
+    auto w = at::randn({3, c.dim}, gen);
+    g_comm->reset_counters();
+    Pass p;
+    p.logits = m.prefixed_hidden_at(tokens, prefix, mask, positions);
+    (p.logits * w).sum().backward();
+    if (shard) EXPECT_EQ(g_comm->counters(CommTag::kGather).calls, 2 * c.n_layers);
+    p.prefix_grad = prefix.grad();
+    for (const auto& a : lora) p.lora_grads.push_back(a->a.grad()), p.lora_grads.push_back(a->b.grad());
+    return p;
+  };
+  const Pass sharded = pass(true, true), whole = pass(false, true), plain = pass(false, false);
+  expect_close(sharded.logits, whole.logits, "pruned hidden states");
+  expect_close(sharded.prefix_grad, whole.prefix_grad, "pruned prompt gradient");
+  for (size_t i = 0; i < whole.lora_grads.size(); ++i)
+    expect_close(sharded.lora_grads[i], whole.lora_grads[i], "pruned LoRA gradient " + std::to_string(i));
+  // Pruning changes rounding only: within f32 rounding of the full block.
+  EXPECT_TRUE(torch::allclose(whole.logits, plain.logits, 1e-4, 1e-4));
+  EXPECT_TRUE(torch::allclose(whole.prefix_grad, plain.prefix_grad, 1e-4, 1e-3));
+  g_comm->barrier(CommTag::kControl);
+}
+
 // Sharded loading reads each rank's slice from a safetensors directory and
 // gives the same model as loading it whole.
 TEST(ShardedLoading, SafetensorsDirectoryMatchesWholeLoad) {
