@@ -34,7 +34,11 @@ mkdir -p "$out"
 py=/usr/bin/python3
 peak="$py $root/scripts/peak_memory.py"
 export OMPI_MCA_rmaps_base_oversubscribe=1
-mpi=(mpirun -np "$ranks" --bind-to none)
+# Threads per rank: the node's processors shared by the ranks, for the ranks
+# and for the GEMM peak that MFU divides by alike.
+per=$(( $(nproc) / ranks )); [ "$per" -ge 1 ] || per=1
+export OMP_NUM_THREADS=$per OPENBLAS_NUM_THREADS=$per
+mpi=(mpirun -np "$ranks" --bind-to none -x OMP_NUM_THREADS -x OPENBLAS_NUM_THREADS)
 [ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
 
 echo "== model: $model"
@@ -45,7 +49,7 @@ fi
 du -sh "$model"
 
 echo "== bench gemm --dtype bf16 (the MFU denominator)"
-gemm=$("$sparc" --log-level warn bench gemm --dtype bf16 --json | tail -n 1)
+gemm=$("$sparc" --log-level warn --threads "$per" bench gemm --dtype bf16 --json | tail -n 1)
 echo "$gemm"
 gflops=$($py -c 'import json,sys; print(json.loads(sys.argv[1])["gflops_per_rank"])' "$gemm")
 
