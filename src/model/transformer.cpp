@@ -69,8 +69,14 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
     return t.gather(1, rows.view({B, 1, 1}).expand({B, 1, t.size(2)}));
   };
   auto h = norm(b.attn_norm, x);
-  auto q = b.q.forward(sel ? pick(h) : h, dropout).view({B, Sq, H, hd}).transpose(1, 2);
-  auto k = b.k.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
+  auto q = b.q.forward(sel ? pick(h) : h, dropout).view({B, Sq, H, hd});
+  auto k = b.k.forward(h, dropout).view({B, S, KV, hd});
+  if (b.q_norm.weight.defined()) {  // Qwen3: RMSNorm over each head, before RoPE
+    q = norm(b.q_norm, q);
+    k = norm(b.k_norm, k);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   auto v = b.v.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
   // Llama: the attention scale 1/sqrt(hd) is folded into the queries' RoPE
   // factors (a pass over q instead of one over the [S, S] scores).
@@ -86,7 +92,8 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
     k = k.repeat_interleave(H / KV, 1);
     v = v.repeat_interleave(H / KV, 1);
   }
-  const auto blocked = sel ? g.blocked.gather(2, at.expand({B, 1, 1, S})) : g.blocked;
+  const auto& mask = b.sliding ? g.blocked_local : g.blocked;
+  const auto blocked = sel ? mask.gather(2, at.expand({B, 1, 1, S})) : mask;
   auto attn = model_detail::attention(q, k, v, blocked, scale)
                   .transpose(1, 2)
                   .reshape({B, Sq, H * hd});
@@ -115,13 +122,28 @@ Transformer::Geometry Transformer::geometry(torch::Tensor& x, const torch::Tenso
   Geometry g;
   g.allowed = (causal & (valid.unsqueeze(1) | self)).unsqueeze(1);  // [B, 1, S, S]
   g.blocked = g.allowed.logical_not();
+  g.blocked_local = g.blocked;
+  // Sliding window: a query sees keys fewer than `sliding_window` positions
+  // back (positions, so padding does not narrow it; prompt rows count).
+  if (config_.sliding_window > 0 && S > config_.sliding_window) {
+    auto far = (pos.unsqueeze(2) - pos.unsqueeze(1)) >= config_.sliding_window;  // [B, S, S]
+    g.blocked_local = g.blocked | far.unsqueeze(1);
+  }
   if (config_.arch == Arch::kLlama) {
-    const std::int64_t half = config_.head_dim / 2;
-    auto j = torch::arange(half, torch::dtype(torch::kFloat64).device(dev));
+    const auto& rs = config_.rope_scaling;
+    using RT = RopeScaling::Type;
+    // Dynamic NTK and LongRoPE choose their frequencies by the pass's length.
+    const bool by_length = rs.type == RT::kDynamic || rs.type == RT::kLongRope;
+    const std::int64_t max_pos = by_length && pos.numel() > 0 ? pos.max().item<std::int64_t>() : 0;
+    const auto freqs = rope_inv_freq(config_.rope_theta, config_.head_dim, rs, config_.max_seq_len, max_pos);
     const auto ct = compute_type(x);
-    auto inv_freq = torch::pow(config_.rope_theta, -2.0 * j / double(config_.head_dim)).to(ct);
+    auto inv_freq = torch::tensor(freqs, torch::kFloat64).to(dev, ct);
     auto angles = pos.to(ct).unsqueeze(-1) * inv_freq;  // [B, S, hd/2]
     auto cos = angles.cos().unsqueeze(1), sin = angles.sin().unsqueeze(1);  // [B, 1, S, hd/2]
+    if (rs.type == RT::kLongRope && rs.attention_factor != 1.0) {
+      cos = cos * rs.attention_factor;
+      sin = sin * rs.attention_factor;
+    }
     auto cos2 = torch::cat({cos, cos}, -1), sin2 = torch::cat({-sin, sin}, -1);  // [B, 1, S, hd]
     const double scale = 1.0 / std::sqrt(double(config_.head_dim));
     g.cos = cos2.to(options_.dtype);
@@ -219,7 +241,8 @@ torch::Tensor Transformer::prefixed_hidden_at(const torch::Tensor& tokens,
     std::vector<torch::Tensor> out;
     for (std::int64_t b = 0; b < B; ++b) {
       auto one = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, b, 1) : t; };
-      const Geometry gb{one(g.cos), one(g.sin), one(g.q_cos), one(g.q_sin), one(g.allowed), one(g.blocked)};
+      const Geometry gb{one(g.cos), one(g.sin), one(g.q_cos), one(g.q_sin), one(g.allowed), one(g.blocked),
+                          one(g.blocked_local)};
       out.push_back(run_block(blocks_.back(), x.narrow(0, b, 1), gb, dropout_, rows.narrow(0, b, 1)));
     }
     x = torch::cat(out, 0).squeeze(1);

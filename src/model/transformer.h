@@ -84,6 +84,8 @@ struct Norm {
 
 struct Block {
   Norm attn_norm, mlp_norm;
+  Norm q_norm, k_norm;   // qk_norm only; held whole on every rank when sharded
+  bool sliding = false;  // attends within the config's sliding window
   Linear q, k, v, o;
   Linear gate, up, down;  // gate: llama only
 };
@@ -171,6 +173,7 @@ class Transformer {
     // (-sin, sin); q_cos/q_sin also carry the attention scale 1/sqrt(hd).
     torch::Tensor cos, sin, q_cos, q_sin;
     torch::Tensor allowed, blocked;  // blocked = !allowed
+    torch::Tensor blocked_local;     // blocked, or outside the sliding window
   };
   // `rows` [B] (int64): compute the block's output at one position per
   // sequence only ([B, 1, D]); undefined: everywhere.

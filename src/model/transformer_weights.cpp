@@ -50,7 +50,10 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
     std::int64_t numel = 1;
     for (auto d : shape) numel *= d;
     parameter_count_ += numel;
-    if (shard && name.rfind("layers.", 0) == 0) {
+    // q/k norms ([hd], tiny) stay whole on every rank: a gathered block keeps them.
+    const bool whole = name.find(".q_norm.") != std::string::npos ||
+                       name.find(".k_norm.") != std::string::npos;
+    if (shard && !whole && name.rfind("layers.", 0) == 0) {
       const std::int64_t layer = std::stoll(name.substr(7));
       if (layer != block_layer && !block.empty()) shards_->add_block(source, block), block.clear();
       block_layer = layer;
@@ -84,6 +87,9 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
     Block b;
     b.attn_norm = {take(p + "attn_norm.weight"), take(p + "attn_norm.bias")};
     b.mlp_norm = {take(p + "mlp_norm.weight"), take(p + "mlp_norm.bias")};
+    b.q_norm = {take(p + "q_norm.weight"), {}};
+    b.k_norm = {take(p + "k_norm.weight"), {}};
+    b.sliding = config_.layer_slides(l);
     b.q = lin("q", Q, D);
     b.k = lin("k", KV, D);
     b.v = lin("v", KV, D);
@@ -107,6 +113,8 @@ std::vector<std::pair<std::string, torch::Tensor>> Transformer::named_weights() 
     const std::string p = "layers." + std::to_string(l) + ".";
     add(p + "attn_norm.weight", b.attn_norm.weight);
     add(p + "attn_norm.bias", b.attn_norm.bias);
+    add(p + "q_norm.weight", b.q_norm.weight);
+    add(p + "k_norm.weight", b.k_norm.weight);
     const std::pair<const char*, const Linear*> lins[] = {
         {"q", &b.q}, {"k", &b.k}, {"v", &b.v}, {"o", &b.o},
         {"gate", &b.gate}, {"up", &b.up}, {"down", &b.down}};
