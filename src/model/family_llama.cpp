@@ -52,6 +52,8 @@ void parse_rope(const json& j, const std::string& where, ModelConfig& c) {
   if (!key) return;
   const json& o = j[key];
   if (!o.is_object()) throw InputError(where, std::string(key) + " must be an object");
+  if (o.contains("full_attention") || o.contains("sliding_attention"))
+    throw InputError(where, std::string(key) + " per layer type is read for Gemma 3 only");
   c.rope_theta = get_double_or(o, "rope_theta", c.rope_theta, where);
   const char* type_key = o.contains("rope_type") ? "rope_type" : "type";
   const std::string type = o.contains(type_key) ? (o[type_key].is_string() ? o[type_key].get<std::string>() : o[type_key].dump()) : "default";

@@ -31,6 +31,7 @@ struct Stored {
   int axis = -1;  // -1: the whole tensor
   std::int64_t begin = 0, length = 0;
   bool absolute = false;  // the name carries no model prefix (lm_head.weight)
+  bool plus_one = false;  // Gemma's RMSNorm weights w, served as 1 + w
 };
 using NameMap = std::map<std::string, Stored>;  // canonical -> stored
 
@@ -42,6 +43,8 @@ struct Family {
   // the files hold wins).
   void (*names)(const ModelConfig& c, NameMap& out);
   std::vector<std::string> prefixes;
+  // Prefixes of `absolute` names (multimodal checkpoints nest lm_head).
+  std::vector<std::string> head_prefixes = {""};
 };
 
 // The family of a model_type, or nullptr; and the accepted types, for errors.

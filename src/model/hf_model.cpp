@@ -50,11 +50,12 @@ void expect_string(const json& j, const char* key, const char* expected, const s
 }
 
 extern const Family kLlamaFamily, kMistralFamily, kQwen2Family, kQwen3Family, kPhi3Family,
-    kGpt2Family;
+    kGemma2Family, kGemma3TextFamily, kGemma3Family, kGpt2Family;
 
 // The families by model_type: one line per family file.
-const Family* const kFamilies[] = {&kLlamaFamily, &kMistralFamily, &kQwen2Family,
-                                   &kQwen3Family, &kPhi3Family,    &kGpt2Family};
+const Family* const kFamilies[] = {&kLlamaFamily,  &kMistralFamily,    &kQwen2Family,
+                                   &kQwen3Family,  &kPhi3Family,       &kGemma2Family,
+                                   &kGemma3TextFamily, &kGemma3Family, &kGpt2Family};
 
 const Family* hf_family(const std::string& model_type) {
   for (const Family* f : kFamilies)
@@ -115,6 +116,7 @@ class HfDirectorySource : public WeightSource {
     auto t = torch::empty(info.shape, torch_dtype(info.dtype, r.path() + ": tensor '" + s.name + "'"));
     r.read(s.name, t.data_ptr());
     if (s.axis >= 0) t = t.narrow(s.axis, s.begin, s.length);  // one part of a fused tensor
+    if (s.plus_one) t = t.to(torch::kFloat32) + 1;  // in f32 (kept), as Gemma's norms compute it
     if (s.transpose) t = t.t();
     return t.contiguous();
   }
@@ -131,7 +133,8 @@ class HfDirectorySource : public WeightSource {
   }
   torch::Tensor load_elements(const std::string& name, std::int64_t first,
                               std::int64_t count) const override {
-    if (!has(name) || names_.at(name).axis >= 0 || names_.at(name).transpose)
+    if (!has(name) || names_.at(name).axis >= 0 || names_.at(name).transpose ||
+        names_.at(name).plus_one)
       return WeightSource::load_elements(name, first, count);  // absent, or another layout
     const Stored& s = names_.at(name);
     const SafetensorsReader& r = *readers_.at(file_of_.at(s.name));
@@ -190,7 +193,7 @@ class HfDirectorySource : public WeightSource {
     hf::NameMap names;
     family_->names(config_, names);
     for (auto& [canon, stored] : names) {
-      if (!stored.absolute) stored.name = with_prefix(family_->prefixes, stored.name);
+      stored.name = with_prefix(stored.absolute ? family_->head_prefixes : family_->prefixes, stored.name);
       names_[canon] = stored;
     }
   }
@@ -236,7 +239,7 @@ void write_hf_llama_directory(const WeightSource& source, const std::string& dir
   const ModelConfig& c = source.config();
   if (c.arch != Arch::kLlama) throw InputError(dir, "only llama models can be written");
   if (c.qk_norm || c.sliding_window > 0 || c.rope_scaling.type != RopeScaling::Type::kNone ||
-      c.family == "phi3")
+      c.family == "phi3" || c.gemma)
     throw InputError(dir, "only plain llama and qwen2 models can be written (no q/k norms, "
                           "RoPE scaling, sliding window or fused projections)");
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)

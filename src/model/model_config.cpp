@@ -109,6 +109,7 @@ std::int64_t ModelConfig::parameter_count() const {
     if (qkv_bias) attn += q_dim() + 2 * kv_dim();
     if (qk_norm) attn += 2 * head_dim;            // q_norm, k_norm
     per_layer = attn + 3 * D * ffn_dim + 2 * D;  // gate, up, down; two RMSNorm weights
+    if (gemma) per_layer += 2 * D;                // norms after attention and MLP
     total += D;                                  // final norm
   } else {
     attn += q_dim() + 2 * kv_dim() + D;                    // biases of q, k, v, o

@@ -55,6 +55,17 @@ struct ModelConfig {
   // marks which layers use the window.
   std::int64_t sliding_window = 0;
   std::vector<bool> sliding_layers;
+  // Gemma 2/3 blocks: inputs times sqrt(D), (1 + w) RMSNorm weights (folded
+  // into the weights on load), norms after attention and after the MLP
+  // (post_attn_norm, post_mlp_norm), GeGLU (gelu tanh) instead of SwiGLU.
+  bool gemma = false;
+  // Gemma 2 scales whatever inputs it is given, prompt rows too; Gemma 3
+  // scales inside its embedding module, so prompt rows enter unscaled.
+  bool scale_prompt_rows = true;
+  double attn_softcap = 0;      // scores -> c tanh(scores / c); 0 = none
+  double final_softcap = 0;     // logits likewise
+  double query_scale = 0;       // attention scale; 0 = 1 / sqrt(head_dim)
+  double rope_local_theta = 0;  // RoPE base of sliding layers (Gemma 3); 0 = rope_theta
   // The Hugging Face model_type read ("llama", "qwen3", "phi3", ...): module
   // names of exports; "" for models not read from a Hugging Face directory.
   std::string family;

@@ -42,6 +42,10 @@ std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected_tensors(
     }
     linear(p + "o", D, c.q_dim(), gpt2);
     norm(p + "mlp_norm");
+    if (c.gemma) {
+      norm(p + "post_attn_norm");
+      norm(p + "post_mlp_norm");
+    }
     if (!gpt2) linear(p + "gate", F, D, false);
     linear(p + "up", F, D, gpt2);
     linear(p + "down", D, F, gpt2);

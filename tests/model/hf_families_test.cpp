@@ -1,8 +1,8 @@
 // The Hugging Face families beyond llama/qwen2/gpt2 (Llama 3.x RoPE scaling,
-// Qwen3, Mistral's sliding window, Phi-3) against an independent float64
+// Qwen3, Mistral's sliding window, Phi-3, Gemma 2, Gemma 3) against an independent float64
 // PyTorch reference (tests/reference/hf_families_reference.py), plus config
 // refusals, hand-computed RoPE frequencies and the parameter counts of
-// published checkpoints.
+// published checkpoints. Gemma 2 and 3 likewise.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -100,14 +100,19 @@ const Case kCases[] = {
     {"phi3_longrope_long", R"({"original_max_position_embeddings": 16})"},
     {"phi3_longrope_short", R"({"rope_scaling": null})"},
     {"phi3_sliding", R"({"sliding_window": null})"},
+    {"gemma2", R"({"attn_logit_softcapping": null, "final_logit_softcapping": null})"},
+    {"gemma3_text", R"({"rope_local_base_freq": 1000.0})"},
+    {"gemma3_multimodal", R"({"text_config": {"query_pre_attn_scalar": 64}})"},
 };
 
+// gtest prints a parameter into the test's ctest name: the case's name, not its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
+// One test per case, four checks: each test process runs the reference
+// script once, so fewer processes keep CI short.
 class HfFamilyReference : public ::testing::TestWithParam<Case> {};
 
-TEST_P(HfFamilyReference, LogitsMatchPyTorchReferenceF32) {
-  REQUIRE_REFERENCE();
-  const std::string dir = reference_dir() + "/" + GetParam().name;
-  const json ref = json::parse(read_text_file(dir + "/reference.json"));
+void expect_logits_match_f32(const std::string& dir, const json& ref) {
   const auto expected = matrix(ref["logits"]);
   const auto got = our_logits(dir, ref);
   ASSERT_EQ(got.sizes(), expected.sizes());
@@ -115,14 +120,11 @@ TEST_P(HfFamilyReference, LogitsMatchPyTorchReferenceF32) {
   EXPECT_GT(expected.std().item<double>(), 0.1);  // logits vary: the comparison has teeth
 }
 
-TEST_P(HfFamilyReference, TheFeatureChangesTheLogits) {
-  // Without the case's feature (scaling, norms, window) the logits differ
-  // well beyond the tolerance above: the match is not a plain llama's.
-  REQUIRE_REFERENCE();
-  const std::string dir = reference_dir() + "/" + GetParam().name;
-  const json ref = json::parse(read_text_file(dir + "/reference.json"));
-  const std::string plain = patched(GetParam().name, json::parse(GetParam().patch));
-  if (std::string(GetParam().name) == "qwen3") {
+// Without the case's feature (scaling, norms, window, capping) the logits
+// differ well beyond the tolerance above: the match is not a plain llama's.
+void expect_feature_matters(const Case& c, const json& ref) {
+  const std::string plain = patched(c.name, json::parse(c.patch));
+  if (std::string(c.name) == "qwen3") {
     // A qwen2 reading of qwen3 weights has no q/k norms, and q/k/v biases it lacks.
     EXPECT_THROW(our_logits(plain, ref), InputError);
     return;
@@ -130,18 +132,63 @@ TEST_P(HfFamilyReference, TheFeatureChangesTheLogits) {
   EXPECT_GT((our_logits(plain, ref) - matrix(ref["logits"])).abs().max().item<double>(), 1e-2);
 }
 
-TEST_P(HfFamilyReference, Bf16StaysNearTheReference) {
-  // bf16 weights and activations (8 significant bits per operation): the
-  // mean error stays under 5% of the logits' spread (0.4% to 4% in these
-  // cases; single logits of the sharper LongRoPE cases move by up to 0.9).
-  // Switching a case's feature off (the test above) moves them by 17% to
-  // 40% of the spread, so a wrong bf16 path would show.
-  REQUIRE_REFERENCE();
-  const std::string dir = reference_dir() + "/" + GetParam().name;
-  const json ref = json::parse(read_text_file(dir + "/reference.json"));
+// bf16 weights and activations (8 significant bits per operation): the mean
+// error stays under 5% of the logits' spread (0.4% to 4% in these cases;
+// single logits of the sharper LongRoPE cases move by up to 0.9). Switching
+// a case's feature off moves them by 17% to 40% of the spread, so a wrong
+// bf16 path would show.
+void expect_bf16_near(const std::string& dir, const json& ref) {
   const auto expected = matrix(ref["logits"]);
   const auto got = our_logits(dir, ref, torch::kBFloat16);
   EXPECT_LE((got - expected).abs().mean().item<double>(), 0.05 * expected.std().item<double>());
+}
+
+// The backward of every family path (soft-capping, q/k and post norms,
+// windows, scaled RoPE) in float64: a prompt's analytic gradient against
+// central differences along a random direction.
+void expect_prompt_gradient(const std::string& dir, const json& ref) {
+  auto src = open_model(dir);
+  ModelOptions f64;
+  f64.dtype = torch::kFloat64;
+  Transformer model(*src, f64);
+  const auto D = model.config().dim;
+  auto tokens = torch::tensor(ref["tokens"].get<std::vector<std::int64_t>>()).unsqueeze(0);
+  auto prefix = at::normal(0.0, 0.5, {3, D}, at::detail::createCPUGenerator(31))
+                    .to(torch::kFloat64).requires_grad_(true);
+  // Over every position: with a sliding window the last one may not see the prompt.
+  auto loss_of = [&](const torch::Tensor& p) {
+    return torch::log_softmax(model.forward(tokens, p), -1).select(2, 9).sum().neg();
+  };
+  loss_of(prefix).backward();
+  torch::NoGradGuard no_grad;
+  auto dir_ = at::normal(0.0, 1.0, {3, D}, at::detail::createCPUGenerator(32)).to(torch::kFloat64);
+  const double h = 1e-5;
+  const double numeric = (loss_of(prefix + h * dir_) - loss_of(prefix - h * dir_)).item<double>() / (2 * h);
+  const double analytic = (prefix.grad() * dir_).sum().item<double>();
+  EXPECT_GT(std::abs(analytic), 1e-3);
+  EXPECT_NEAR(numeric, analytic, 1e-6 * std::max(1.0, std::abs(analytic)));
+}
+
+TEST_P(HfFamilyReference, MatchesPyTorchReference) {
+  REQUIRE_REFERENCE();
+  const std::string dir = reference_dir() + "/" + GetParam().name;
+  const json ref = json::parse(read_text_file(dir + "/reference.json"));
+  {
+    SCOPED_TRACE("f32 logits within 1e-4");
+    expect_logits_match_f32(dir, ref);
+  }
+  {
+    SCOPED_TRACE("the feature switched off changes the logits");
+    expect_feature_matters(GetParam(), ref);
+  }
+  {
+    SCOPED_TRACE("bf16 near the reference");
+    expect_bf16_near(dir, ref);
+  }
+  {
+    SCOPED_TRACE("prompt gradient against finite differences");
+    expect_prompt_gradient(dir, ref);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, HfFamilyReference, ::testing::ValuesIn(kCases),
@@ -316,8 +363,28 @@ TEST(HfFamilies, Phi3Mini4kParameterCount) {
   EXPECT_EQ(c.parameter_count(), 7642159104 / 2);
 }
 
-// Gemma-2-9B (google/gemma-2-9b, total_size 18483411968) is not counted:
-// gemma2 is not a supported family yet (docs/models.md).
+TEST(HfFamilies, Gemma2_9BParameterCount) {
+  // google/gemma-2-9b config.json (head_dim 256, tied embeddings, four norms
+  // a layer); total_size 18483411968.
+  auto c = parse_hf_config(R"({"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2",
+      "hidden_size": 3584, "intermediate_size": 14336, "num_hidden_layers": 42,
+      "num_attention_heads": 16, "num_key_value_heads": 8, "head_dim": 256,
+      "vocab_size": 256000, "max_position_embeddings": 8192, "rms_norm_eps": 1e-06,
+      "rope_theta": 10000.0, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+      "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
+      "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh",
+      "attention_bias": false, "tie_word_embeddings": true, "torch_dtype": "float32"})",
+                           "config.json");
+  EXPECT_TRUE(c.gemma);
+  EXPECT_DOUBLE_EQ(c.query_scale, 1.0 / 16.0);
+  EXPECT_EQ(c.sliding_layers, (std::vector<bool>{true, false, true, false, true, false, true, false,
+                                                 true, false, true, false, true, false, true, false,
+                                                 true, false, true, false, true, false, true, false,
+                                                 true, false, true, false, true, false, true, false,
+                                                 true, false, true, false, true, false, true, false,
+                                                 true, false}));
+  EXPECT_EQ(c.parameter_count(), 18483411968 / 2);
+}
 
 }  // namespace
 }  // namespace sparc

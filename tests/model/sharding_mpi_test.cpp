@@ -238,6 +238,39 @@ TEST(ShardedFamilies, QkNormsWindowAndLongRopeMatchTheWholeModel) {
   g_comm->barrier(CommTag::kControl);
 }
 
+// Gemma blocks: norms after attention and the MLP (kept whole on every rank),
+// GeGLU, soft-capped scores and logits, a local RoPE base on sliding layers.
+TEST(ShardedFamilies, GemmaBlocksMatchTheWholeModel) {
+  auto c = config(Arch::kLlama);
+  c.qkv_bias = false;
+  c.gemma = true;
+  c.qk_norm = true;
+  c.attn_softcap = 1.5;
+  c.final_softcap = 4.0;
+  c.query_scale = 0.3;
+  c.sliding_window = 4;
+  c.sliding_layers = {true, true, false};
+  c.rope_local_theta = 50.0;
+  auto src = weights(c);
+  for (auto& [name, t] : src->tensors())
+    if (name.find("_norm.") != std::string::npos) t.add_(at::rand(t.sizes(), at::detail::createCPUGenerator(2)));
+  Transformer whole(*src, {});
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  ASSERT_TRUE(sharded.blocks()[2].post_mlp_norm.weight.defined());
+  auto lw = attach_lora(whole);
+  auto ls = attach_lora(sharded);
+  Pass s = run(sharded, ls);
+  Pass w = run(whole, lw);
+  expect_close(s.logits, w.logits, "logits");
+  expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
+  ASSERT_EQ(s.lora_grads.size(), w.lora_grads.size());
+  for (size_t i = 0; i < s.lora_grads.size(); ++i)
+    expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
+  g_comm->barrier(CommTag::kControl);
+}
+
 }  // namespace
 }  // namespace sparc
 

@@ -11,6 +11,9 @@ published architectures as transformers implements them:
   qwen3   per-head q/k RMSNorm before RoPE, head_dim of its own, sliding layers
   mistral sliding-window attention (a query sees the last `sliding_window` keys)
   phi3    fused qkv_proj and gate_up_proj, LongRoPE (short/long factors, attention factor)
+  gemma2  sqrt(D) input scale (prompt rows too), (1 + w) RMSNorm, norms after attention
+          and MLP, GeGLU, soft-capped scores and logits, alternating sliding layers
+  gemma3  (text, and the multimodal checkpoints' language model) q/k norms, local RoPE base
 
   hf_families_reference.py --out DIR
 
@@ -153,6 +156,152 @@ def logits(cfg, w, tokens, prefix):
     return final_hidden(cfg, w, x) @ head.T
 
 
+# ---- Gemma 2 / Gemma 3 text --------------------------------------------------------
+
+def gelu_tanh(u):
+    return 0.5 * u * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (u + 0.044715 * u ** 3)))
+
+
+def gemma_layer_types(tc):
+    if "layer_types" in tc:
+        return [t == "sliding_attention" for t in tc["layer_types"]]
+    if tc["model_type"] == "gemma2":  # Gemma2Config: even layers slide
+        return [(i + 1) % 2 == 1 for i in range(tc["num_hidden_layers"])]
+    pattern = tc.get("sliding_window_pattern", 6)
+    return [(i + 1) % pattern != 0 for i in range(tc["num_hidden_layers"])]
+
+
+def gemma_logits(cfg, w, tokens, prefix):
+    """Gemma2ForCausalLM / Gemma3ForCausalLM (and the multimodal language model)."""
+    w = {n: t.to(F64) for n, t in w.items()}
+    tc = cfg.get("text_config", cfg)
+    pre = "language_model.model." if "text_config" in cfg else "model."
+    gemma3 = tc["model_type"] == "gemma3_text"
+    D, H, KV, hd = tc["hidden_size"], tc["num_attention_heads"], tc["num_key_value_heads"], tc["head_dim"]
+    eps = tc["rms_norm_eps"]
+
+    def norm(x, name):  # Gemma RMSNorm: times (1 + w)
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * (1.0 + w[pre + name])
+
+    e = w[pre + "embed_tokens.weight"][tokens]
+    if gemma3:  # Gemma3TextScaledWordEmbedding scales token embeddings only
+        x = e * math.sqrt(D)
+        if prefix is not None:
+            x = torch.cat((prefix.to(F64), x), 0)
+    else:  # Gemma2Model scales whatever inputs_embeds it is given
+        x = e if prefix is None else torch.cat((prefix.to(F64), e), 0)
+        x = x * math.sqrt(D)
+    T = x.shape[0]
+    slides = gemma_layer_types(tc)
+    i = torch.arange(T).unsqueeze(1)
+    j = torch.arange(T).unsqueeze(0)
+    causal = j <= i
+    local = causal & (j > i - tc["sliding_window"])
+
+    def rope_tables(theta, factor):
+        inv = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=F64) / hd) / factor
+        emb = torch.outer(torch.arange(T, dtype=F64), inv)
+        emb = torch.cat((emb, emb), -1)
+        return emb.cos(), emb.sin()
+
+    rs = tc.get("rope_scaling") or {}
+    global_rope = rope_tables(tc["rope_theta"], rs.get("factor", 1.0) if rs.get("rope_type", rs.get("type")) == "linear" else 1.0)
+    local_rope = rope_tables(tc["rope_local_base_freq"], 1.0) if gemma3 else global_rope
+    cap = tc.get("attn_logit_softcapping")
+    for layer in range(tc["num_hidden_layers"]):
+        p = f"layers.{layer}."
+        h = norm(x, p + "input_layernorm.weight")
+        q = (h @ w[pre + p + "self_attn.q_proj.weight"].T).view(T, H, hd)
+        k = (h @ w[pre + p + "self_attn.k_proj.weight"].T).view(T, KV, hd)
+        v = (h @ w[pre + p + "self_attn.v_proj.weight"].T).view(T, KV, hd)
+        if gemma3:
+            q = norm(q, p + "self_attn.q_norm.weight")
+            k = norm(k, p + "self_attn.k_norm.weight")
+        q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)
+        cos, sin = local_rope if slides[layer] else global_rope
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KV, dim=0)
+        v = v.repeat_interleave(H // KV, dim=0)
+        scores = q @ k.transpose(-1, -2) * tc["query_pre_attn_scalar"] ** -0.5
+        if cap:
+            scores = torch.tanh(scores / cap) * cap
+        scores = scores.masked_fill(~(local if slides[layer] else causal), float("-inf"))
+        a = (torch.softmax(scores, -1) @ v).transpose(0, 1).reshape(T, H * hd)
+        a = a @ w[pre + p + "self_attn.o_proj.weight"].T
+        x = x + norm(a, p + "post_attention_layernorm.weight")
+        h = norm(x, p + "pre_feedforward_layernorm.weight")
+        m = gelu_tanh(h @ w[pre + p + "mlp.gate_proj.weight"].T) * (h @ w[pre + p + "mlp.up_proj.weight"].T)
+        m = m @ w[pre + p + "mlp.down_proj.weight"].T
+        x = x + norm(m, p + "post_feedforward_layernorm.weight")
+    x = norm(x, "norm.weight")
+    head = w.get("lm_head.weight", w.get("language_model.lm_head.weight", w[pre + "embed_tokens.weight"]))
+    out = x @ head.T
+    fcap = tc.get("final_logit_softcapping")
+    return torch.tanh(out / fcap) * fcap if fcap else out
+
+
+def make_gemma_case(seed, cfg):
+    gen = torch.Generator().manual_seed(seed)
+    tc = cfg.get("text_config", cfg)
+    pre = "language_model.model." if "text_config" in cfg else "model."
+    V, D, F = tc["vocab_size"], tc["hidden_size"], tc["intermediate_size"]
+    H, KV, hd = tc["num_attention_heads"], tc["num_key_value_heads"], tc["head_dim"]
+    w = {pre + "embed_tokens.weight": randn(gen, V, D, std=0.3)}
+    for l in range(tc["num_hidden_layers"]):
+        p = f"{pre}layers.{l}."
+        for n in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                  "post_feedforward_layernorm"):
+            w[p + n + ".weight"] = randn(gen, D, std=0.3)  # Gemma stores w of (1 + w)
+        w[p + "self_attn.q_proj.weight"] = randn(gen, H * hd, D, std=0.3)
+        w[p + "self_attn.k_proj.weight"] = randn(gen, KV * hd, D, std=0.3)
+        w[p + "self_attn.v_proj.weight"] = randn(gen, KV * hd, D, std=0.3)
+        if tc["model_type"] == "gemma3_text":
+            w[p + "self_attn.q_norm.weight"] = randn(gen, hd, std=0.3)
+            w[p + "self_attn.k_norm.weight"] = randn(gen, hd, std=0.3)
+        w[p + "self_attn.o_proj.weight"] = randn(gen, D, H * hd, std=0.3)
+        w[p + "mlp.gate_proj.weight"] = randn(gen, F, D, std=0.3)
+        w[p + "mlp.up_proj.weight"] = randn(gen, F, D, std=0.3)
+        w[p + "mlp.down_proj.weight"] = randn(gen, D, F, std=0.3)
+    w[pre + "norm.weight"] = randn(gen, D, std=0.3)
+    if "text_config" in cfg:  # the vision side, which sparc does not read
+        w["vision_tower.vision_model.embeddings.patch_embedding.weight"] = randn(gen, 8, 3, 2, 2)
+        w["multi_modal_projector.mm_input_projection_weight"] = randn(gen, 8, D)
+    prefix = randn(gen, 3, D, std=1.0)
+    return w, prefix
+
+
+def gemma_cases():
+    # Gemma-2-9B's keys, small: head_dim 16 (not 32 / 4), query_pre_attn_scalar
+    # of its own, soft-capping low enough to bite, 3 layers (0 and 2 slide).
+    gemma2 = {"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "hidden_size": 32,
+              "intermediate_size": 48, "num_hidden_layers": 3, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-6, "rope_theta": 500.0,
+              "vocab_size": 64, "max_position_embeddings": 128, "hidden_act": "gelu_pytorch_tanh",
+              "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 24,
+              "sliding_window": 4, "attn_logit_softcapping": 2.0, "final_logit_softcapping": 3.0,
+              "attention_bias": False, "attention_dropout": 0.0, "tie_word_embeddings": True,
+              "torch_dtype": "float32"}
+    # Gemma-3-4B's text keys, small: q/k norms, local base on sliding layers
+    # (pattern 3: layers 0, 1 slide, 2 is global), linear scaling on global ones.
+    gemma3 = {"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 32,
+              "intermediate_size": 48, "num_hidden_layers": 3, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "head_dim": 16, "rms_norm_eps": 1e-6, "rope_theta": 1000.0,
+              "rope_local_base_freq": 50.0, "rope_scaling": {"rope_type": "linear", "factor": 2.0},
+              "vocab_size": 64, "max_position_embeddings": 128,
+              "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 16,
+              "sliding_window": 4, "sliding_window_pattern": 3, "attn_logit_softcapping": None,
+              "final_logit_softcapping": None, "attention_bias": False, "tie_word_embeddings": True,
+              "torch_dtype": "float32"}
+    text = dict(gemma3, sliding_window_pattern=2)
+    del text["architectures"]
+    gemma3_mm = {"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+                 "text_config": text, "vision_config": {"model_type": "siglip_vision_model"},
+                 "mm_tokens_per_image": 256, "torch_dtype": "float32"}
+    return [("gemma2", 21, gemma2, 10, True), ("gemma3_text", 22, gemma3, 10, True),
+            ("gemma3_multimodal", 23, gemma3_mm, 10, False)]
+
+
 def make_case(seed, cfg):
     """Random weights in Hugging Face names for a llama-like config."""
     gen = torch.Generator().manual_seed(seed)
@@ -246,12 +395,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
-    for name, seed, cfg, n, with_prefix in cases():
-        w, prefix = make_case(seed, cfg)
+    for name, seed, cfg, n, with_prefix in cases() + gemma_cases():
+        gemma = "gemma" in cfg["model_type"]
+        w, prefix = (make_gemma_case if gemma else make_case)(seed, cfg)
         directory = os.path.join(args.out, name)
         write_model(directory, cfg, w, torch.float32)
         tokens = TOKENS[:n]
-        out = logits(cfg, w, tokens, prefix if with_prefix else None)
+        out = (gemma_logits if gemma else logits)(cfg, w, tokens, prefix if with_prefix else None)
         ref = {"tokens": tokens, "logits": out.tolist()}
         if with_prefix:
             ref["prefix"] = prefix.tolist()
