@@ -114,10 +114,38 @@ void masked_softmax_(torch::Tensor& scores, const torch::Tensor& blocked, std::i
                                  scores.size(2), layout, float(scale));
 }
 
+// The same with soft-capping (Gemma 2): th [B*H, rows, keys] (float32) gets
+// tanh(scale * scores / cap).
+void capped_softmax_(torch::Tensor& scores, const torch::Tensor& blocked, std::int64_t heads,
+                     double scale, double cap, torch::Tensor& th) {
+  const auto mask = blocked.stride(3) == 1 ? blocked : blocked.contiguous();
+  const kernels::MaskLayout layout{reinterpret_cast<const std::uint8_t*>(mask.data_ptr<bool>()),
+                                   scores.size(1), heads, mask.size(0) == 1 ? 0 : mask.stride(0),
+                                   mask.stride(2)};
+  const auto count = scores.size(0) * scores.size(1), n = scores.size(2);
+  if (scores.scalar_type() == torch::kBFloat16)
+    kernels::capped_softmax_rows(reinterpret_cast<std::uint16_t*>(scores.data_ptr()), count, n,
+                                 layout, float(scale), float(cap), th.data_ptr<float>());
+  else
+    kernels::capped_softmax_rows(scores.data_ptr<float>(), count, n, layout, float(scale),
+                                 float(cap), th.data_ptr<float>());
+}
+
 // grad [B*H, rows, keys] of the probabilities p (same shape and dtype, both
 // fused_softmax) <- the gradient of the scaled scores, in place.
-void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale) {
+void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale,
+                       const torch::Tensor& th = {}) {
   const auto rows = grad.size(0) * grad.size(1), n = grad.size(2);
+  if (th.defined()) {  // soft-capped
+    if (grad.scalar_type() == torch::kBFloat16)
+      kernels::capped_softmax_backward_rows(reinterpret_cast<std::uint16_t*>(grad.data_ptr()),
+                                            reinterpret_cast<const std::uint16_t*>(p.data_ptr()),
+                                            th.data_ptr<float>(), rows, n, float(scale));
+    else
+      kernels::capped_softmax_backward_rows(grad.data_ptr<float>(), p.data_ptr<float>(),
+                                            th.data_ptr<float>(), rows, n, float(scale));
+    return;
+  }
   if (grad.scalar_type() == torch::kBFloat16)
     kernels::softmax_backward_rows(reinterpret_cast<std::uint16_t*>(grad.data_ptr()),
                                    reinterpret_cast<const std::uint16_t*>(p.data_ptr()), rows, n,
@@ -139,8 +167,8 @@ void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale
 // Backward recomputes nothing: it keeps the probabilities. On the CPU in
 // float32 and bfloat16, softmax and its backward are the fused row kernels
 // of model/softmax_kernels.h (one pass each, in place, computed in float32;
-// bfloat16 keeps bfloat16 probabilities); elsewhere LibTorch's operators in
-// the compute type.
+// bfloat16 keeps bfloat16 probabilities; soft-capped ones keep tanh);
+// elsewhere LibTorch's operators in the compute type.
 constexpr std::int64_t kQueryChunk = 128;
 
 struct AttentionFn : public torch::autograd::Function<AttentionFn> {
@@ -162,13 +190,19 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       auto scores = torch::bmm(q3.narrow(1, r0, rows), kt.narrow(2, 0, keys));
       const auto chunk_blocked = blocked.narrow(2, r0, rows).narrow(3, 0, keys);
       torch::Tensor probs, p;  // in the compute type, and in q's dtype for P V
-      if (softcap <= 0 && fused_softmax(scores)) {
-        masked_softmax_(scores, chunk_blocked, H, scale);  // in place, in scores' dtype
+      if (fused_softmax(scores)) {
+        if (softcap > 0) {
+          auto th = torch::empty(scores.sizes(), scores.options().dtype(torch::kFloat32));
+          capped_softmax_(scores, chunk_blocked, H, scale, softcap, th);
+          tanhs.push_back(th);
+        } else {
+          masked_softmax_(scores, chunk_blocked, H, scale);  // in place, in scores' dtype
+        }
         probs = p = scores;
       } else {
         scores = scores.to(compute_type(scores));
         if (scale != 1.0) scores.mul_(scale);
-        if (softcap > 0) {  // Gemma 2: c tanh(s / c), its derivative 1 - tanh^2 kept for backward
+        if (softcap > 0) {  // c tanh(s / c); tanh kept for the backward's 1 - tanh^2
           auto t = scores.div_(softcap).tanh_();
           tanhs.push_back(t.clone());
           scores = t.mul_(softcap);
@@ -220,16 +254,15 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       auto dp = torch::bmm(gc, vt.narrow(2, 0, keys));
       // Softmax backward; masked pairs have p = 0, so their gradient is 0.
       torch::Tensor ds;
-      if (!capped && fused_softmax(dp) && fused_softmax(p)) {
-        softmax_backward_(dp, p, scale);
+      const torch::Tensor th = capped ? saved[3 + 2 * chunks + c] : torch::Tensor();
+      if (fused_softmax(dp) && fused_softmax(p) &&
+          (!capped || (th.scalar_type() == torch::kFloat32 && th.is_contiguous()))) {
+        softmax_backward_(dp, p, scale, th);
         ds = dp;
       } else {
         dp = dp.to(probs.scalar_type());
         ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type());
-        if (capped) {
-          const auto& t = saved[3 + 2 * chunks + c];
-          ds.mul_(1 - t * t);
-        }
+        if (capped) ds.mul_(1 - th * th);
         if (scale != 1.0) ds.mul_(scale);
         ds = ds.to(dtype);
       }
