@@ -33,8 +33,12 @@ void parse_gemma_text(const json& j, const std::string& where, ModelConfig& c, b
   if (get_bool_or(j, "attention_bias", false, where))
     throw InputError(where, "attention_bias = true is not supported");
   c.query_scale = 1.0 / std::sqrt(get_double_or(j, "query_pre_attn_scalar", 256.0, where));
-  c.attn_softcap = get_double_or(j, "attn_logit_softcapping", gemma3 ? 0.0 : 50.0, where);
-  c.final_softcap = get_double_or(j, "final_logit_softcapping", gemma3 ? 0.0 : 30.0, where);
+  // Absent: the family's default; null: no capping.
+  auto softcap = [&](const char* key, double absent) {
+    return !j.contains(key) ? absent : get_double_or(j, key, 0.0, where);
+  };
+  c.attn_softcap = softcap("attn_logit_softcapping", gemma3 ? 0.0 : 50.0);
+  c.final_softcap = softcap("final_logit_softcapping", gemma3 ? 0.0 : 30.0);
   if (c.attn_softcap < 0 || c.final_softcap < 0)
     throw InputError(where, "attn_logit_softcapping / final_logit_softcapping must not be negative");
   // Transformers 5 writes Gemma 3's RoPE per layer type: rope_parameters

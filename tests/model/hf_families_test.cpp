@@ -394,6 +394,42 @@ TEST(HfFamilies, Gemma2_9BParameterCount) {
                                                  true, false, true, false, true, false, true, false,
                                                  true, false}));
   EXPECT_EQ(c.parameter_count(), 18483411968 / 2);
+  EXPECT_DOUBLE_EQ(c.attn_softcap, 50.0);
+  EXPECT_DOUBLE_EQ(c.final_softcap, 30.0);
+}
+
+TEST(HfFamilies, GemmaSoftCappingAbsentTakesTheDefaultNullTurnsItOff) {
+  const std::string base = R"({"model_type": "gemma2", "hidden_size": 32, "intermediate_size": 48,
+      "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8,
+      "vocab_size": 64)";
+  auto absent = parse_hf_config(base + "}", "c.json");
+  EXPECT_DOUBLE_EQ(absent.attn_softcap, 50.0);  // Gemma2Config's defaults
+  EXPECT_DOUBLE_EQ(absent.final_softcap, 30.0);
+  auto off = parse_hf_config(
+      base + R"(, "attn_logit_softcapping": null, "final_logit_softcapping": null})", "c.json");
+  EXPECT_EQ(off.attn_softcap, 0.0);
+  EXPECT_EQ(off.final_softcap, 0.0);
+  // Gemma 3 has none unless asked; every sixth layer is global.
+  auto g3 = parse_hf_config(R"({"model_type": "gemma3_text", "hidden_size": 32,
+      "intermediate_size": 48, "num_hidden_layers": 7, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 64})", "c.json");
+  EXPECT_EQ(g3.attn_softcap, 0.0);
+  EXPECT_EQ(g3.sliding_layers, (std::vector<bool>{true, true, true, true, true, false, true}));
+  EXPECT_DOUBLE_EQ(g3.rope_theta, 1000000.0);
+  EXPECT_DOUBLE_EQ(g3.rope_local_theta, 10000.0);
+  EXPECT_EQ(g3.sliding_window, 4096);
+  // Transformers 5's per-layer-type spelling.
+  auto g3v5 = parse_hf_config(R"({"model_type": "gemma3_text", "hidden_size": 32,
+      "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+      "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 64, "rope_parameters": {
+      "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 500000.0},
+      "sliding_attention": {"rope_type": "default", "rope_theta": 20000.0}}})", "c.json");
+  EXPECT_EQ(g3v5.rope_scaling.type, RopeScaling::Type::kLinear);
+  EXPECT_DOUBLE_EQ(g3v5.rope_scaling.factor, 8.0);
+  EXPECT_DOUBLE_EQ(g3v5.rope_theta, 500000.0);
+  EXPECT_DOUBLE_EQ(g3v5.rope_local_theta, 20000.0);
+  expect_input_error(llama_with(R"("rope_parameters": {"full_attention": {"rope_type": "default"}})"),
+                     "rope_parameters per layer type is read for Gemma 3 only");
 }
 
 }  // namespace
