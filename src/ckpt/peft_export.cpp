@@ -183,10 +183,13 @@ std::string hf_module_path(const std::string& arch, const std::string& site) {
   const auto dot = site.find_last_of('.');
   const std::string layer = site.substr(0, dot), target = site.substr(dot + 1);
   const std::string index = layer.substr(layer.find('.') + 1);
-  if (arch == "llama") {
+  if (arch == "llama" || arch == "gemma3_multimodal") {
+    // Gemma3ForConditionalGeneration (transformers 4.52 on) holds its text
+    // layers under model.language_model.
+    const std::string layers = arch == "llama" ? "model.layers." : "model.language_model.layers.";
     if (target == "q" || target == "k" || target == "v" || target == "o")
-      return "model.layers." + index + ".self_attn." + target + "_proj";
-    return "model.layers." + index + ".mlp." + target + "_proj";
+      return layers + index + ".self_attn." + target + "_proj";
+    return layers + index + ".mlp." + target + "_proj";
   }
   if (arch == "gpt2") {
     if (target == "qkv") return "transformer.h." + index + ".attn.c_attn";  // fused q, k, v

@@ -61,6 +61,7 @@ std::vector<double> rope_inv_freq(double theta, std::int64_t head_dim, const Rop
 
 const char* module_naming(const ModelConfig& c) {
   if (c.arch == Arch::kGpt2) return "gpt2";
+  if (c.family == "gemma3") return "gemma3_multimodal";
   return c.family == "phi3" ? "phi3" : "llama";
 }
 

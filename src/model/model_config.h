@@ -85,7 +85,8 @@ struct ModelConfig {
 };
 
 // The Hugging Face module naming of a config's family, for exports: "gpt2",
-// "phi3" (fused qkv_proj and gate_up_proj) or "llama" (every other family).
+// "phi3" (fused qkv_proj and gate_up_proj), "gemma3_multimodal" (the layers
+// under model.language_model) or "llama" (every other family).
 const char* module_naming(const ModelConfig& config);
 
 }  // namespace sparc

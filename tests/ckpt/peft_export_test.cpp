@@ -285,5 +285,16 @@ TEST(PeftExport, Phi3FusesQkvIntoQkvProjAndGateUpIntoGateUpProj) {
   EXPECT_TRUE(torch::allclose(gate_up.slice(1, F, 2 * F), update("layers.1.up"), 1e-5, 1e-5));
 }
 
+// Gemma 3's multimodal checkpoints hold the text layers under
+// model.language_model (Gemma3ForConditionalGeneration).
+TEST(PeftExport, Gemma3MultimodalNamesItsLanguageModelLayers) {
+  EXPECT_EQ(hf_module_path("gemma3_multimodal", "layers.3.q"),
+            "model.language_model.layers.3.self_attn.q_proj");
+  EXPECT_EQ(hf_module_path("gemma3_multimodal", "layers.0.down"),
+            "model.language_model.layers.0.mlp.down_proj");
+  EXPECT_EQ(hf_module_path("llama", "layers.0.down"), "model.layers.0.mlp.down_proj");
+  EXPECT_EQ(hf_module_path("phi3", "layers.2.qkv"), "model.layers.2.self_attn.qkv_proj");
+}
+
 }  // namespace
 }  // namespace sparc
