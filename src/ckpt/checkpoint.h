@@ -44,7 +44,7 @@ struct TrainingState {
   // Identity of the run.
   std::string config_yaml;  // the resolved config (to_yaml)
   std::uint64_t model_fingerprint = 0;
-  std::string model_path, arch;
+  std::string model_path, arch;  // arch: module naming of exports, model/model_config.h module_naming
   std::int64_t dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0;
   std::string method, setting;  // serialised names (config/method.h)
   std::uint64_t seed = 0;

@@ -58,35 +58,68 @@ std::string write_prompt(const TrainingState& st, const torch::Tensor& prompt, c
   return dir;
 }
 
-// gpt2 computes q, k and v with one Conv1D (c_attn, output [q; k; v], D
-// rows each): its separate adapters become one adapter on c_attn of rank
-// n * r (A stacked, B block-diagonal into the q/k/v row ranges), with alpha
-// scaled by n so the scale alpha / r is unchanged.
-void fuse_gpt2_qkv(const LoraSet& lora, std::int64_t dim, LoraSet& out,
-                   std::int64_t& fused_count) {
-  std::map<std::string, std::vector<std::pair<int, const LoraAdapter*>>> by_layer;
+// Modules that hold several canonical projections: gpt2's c_attn and phi3's
+// qkv_proj (rows [q; k; v]), phi3's gate_up_proj (rows [gate; up]).
+struct FusedModule {
+  std::string target;                // the fused site's name: "qkv" or "gate_up"
+  std::vector<std::string> parts;    // canonical targets, in row order
+  std::vector<std::int64_t> rows;    // rows of each part (0: from an adapter's B)
+};
+
+std::vector<FusedModule> fused_modules(const TrainingState& st) {
+  if (st.arch == "gpt2") return {{"qkv", {"q", "k", "v"}, {st.dim, st.dim, st.dim}}};
+  if (st.arch == "phi3") {
+    const std::int64_t hd = st.dim / st.n_heads;  // Phi-3 configs carry no head_dim of their own
+    return {{"qkv", {"q", "k", "v"}, {st.n_heads * hd, st.n_kv_heads * hd, st.n_kv_heads * hd}},
+            {"gate_up", {"gate", "up"}, {0, 0}}};  // intermediate size: B's rows
+  }
+  return {};
+}
+
+// Separate adapters on the parts of a fused module become one adapter on it
+// of rank n * r (A stacked, B block-diagonal into the parts' row ranges),
+// with alpha scaled by n so the scale alpha / r is unchanged. `fused_count`
+// gets n per fused target.
+void fuse_adapters(const LoraSet& lora, const std::vector<FusedModule>& modules, LoraSet& out,
+                   std::map<std::string, std::int64_t>& fused_count) {
+  std::map<std::string, std::map<std::string, const LoraAdapter*>> by_site;  // fused site -> part -> adapter
   for (const auto& [site, ad] : lora) {
     const auto dot = site.find_last_of('.');
     const std::string target = site.substr(dot + 1);
-    const int part = target == "q" ? 0 : target == "k" ? 1 : target == "v" ? 2 : -1;
-    if (part < 0) out[site] = ad;
-    else by_layer[site.substr(0, dot)].emplace_back(part, ad.get());
+    const FusedModule* owner = nullptr;
+    for (const auto& m : modules)
+      for (const auto& p : m.parts)
+        if (p == target) owner = &m;
+    if (!owner) out[site] = ad;
+    else by_site[site.substr(0, dot) + "." + owner->target][target] = ad.get();
   }
-  for (auto& [layer, parts] : by_layer) {
-    std::sort(parts.begin(), parts.end());
-    const std::int64_t r = parts[0].second->a.size(0), n = std::int64_t(parts.size());
+  for (auto& [site, parts] : by_site) {
+    const std::string target = site.substr(site.find_last_of('.') + 1);
+    const FusedModule& m = *std::find_if(modules.begin(), modules.end(),
+                                         [&](const FusedModule& f) { return f.target == target; });
+    const std::int64_t r = parts.begin()->second->a.size(0), n = std::int64_t(parts.size());
+    std::vector<std::int64_t> rows = m.rows;
+    for (auto& rw : rows)
+      if (rw == 0) rw = parts.begin()->second->b.size(0);
+    std::int64_t total = 0;
+    for (auto rw : rows) total += rw;
     std::vector<torch::Tensor> as;
-    auto b = torch::zeros({3 * dim, n * r}, torch::kFloat32);
-    for (std::int64_t i = 0; i < n; ++i) {
-      as.push_back(parts[i].second->a.to(torch::kFloat32));
-      b.slice(0, parts[i].first * dim, (parts[i].first + 1) * dim).slice(1, i * r, (i + 1) * r)
-          .copy_(parts[i].second->b);
+    auto b = torch::zeros({total, n * r}, torch::kFloat32);
+    std::int64_t row0 = 0, i = 0;
+    for (size_t p = 0; p < m.parts.size(); ++p) {
+      auto it = parts.find(m.parts[p]);
+      if (it != parts.end()) {
+        as.push_back(it->second->a.to(torch::kFloat32));
+        b.slice(0, row0, row0 + rows[p]).slice(1, i * r, (i + 1) * r).copy_(it->second->b);
+        ++i;
+      }
+      row0 += rows[p];
     }
     auto fused = std::make_shared<LoraAdapter>();
     fused->a = torch::cat(as, 0);
     fused->b = b;
-    out[layer + ".qkv"] = fused;
-    fused_count = n;
+    out[site] = fused;
+    fused_count[target] = n;
   }
 }
 
@@ -95,12 +128,9 @@ std::string write_lora(const TrainingState& st, const LoraSet& adapters,
   const YAML::Node config = YAML::Load(st.config_yaml);
   const auto l = config["lora"];
   const double alpha = l["alpha"].as<double>();
-  LoraSet lora = adapters;
-  std::int64_t fused = 0;
-  if (st.arch == "gpt2") {
-    lora.clear();
-    fuse_gpt2_qkv(adapters, st.dim, lora, fused);
-  }
+  LoraSet lora;
+  std::map<std::string, std::int64_t> fused;  // fused target -> parts adapted
+  fuse_adapters(adapters, fused_modules(st), lora, fused);
   SafetensorsWriter w;
   std::set<std::string> targets;
   std::int64_t r = 0;
@@ -109,16 +139,18 @@ std::string write_lora(const TrainingState& st, const LoraSet& adapters,
     add_f32(w, "base_model.model." + path + ".lora_A.weight", ad->a);
     add_f32(w, "base_model.model." + path + ".lora_B.weight", ad->b);
     targets.insert(leaf(path));
-    if (leaf(path) != "c_attn") r = ad->a.size(0);
+    const std::string target = site.substr(site.find_last_of('.') + 1);
+    r = fused.count(target) ? ad->a.size(0) / fused.at(target) : ad->a.size(0);
   }
-  if (r == 0 && fused > 0) r = lora.begin()->second->a.size(0) / fused;
   make_directories(dir);
   w.set_metadata("format", "pt");
   w.write(dir + "/adapter_model.safetensors");
   nlohmann::json rank_pattern = nlohmann::json::object(), alpha_pattern = nlohmann::json::object();
-  if (fused > 1) {
-    rank_pattern["c_attn"] = r * fused;
-    alpha_pattern["c_attn"] = alpha * double(fused);
+  for (const auto& [target, n] : fused) {
+    if (n <= 1) continue;
+    const std::string module = leaf(hf_module_path(st.arch, "layers.0." + target));
+    rank_pattern[module] = r * n;
+    alpha_pattern[module] = alpha * double(n);
   }
   nlohmann::json cfg = {
       {"peft_type", "LORA"},
@@ -151,10 +183,13 @@ std::string hf_module_path(const std::string& arch, const std::string& site) {
   const auto dot = site.find_last_of('.');
   const std::string layer = site.substr(0, dot), target = site.substr(dot + 1);
   const std::string index = layer.substr(layer.find('.') + 1);
-  if (arch == "llama") {
+  if (arch == "llama" || arch == "gemma3_multimodal") {
+    // Gemma3ForConditionalGeneration (transformers 4.52 on) holds its text
+    // layers under model.language_model.
+    const std::string layers = arch == "llama" ? "model.layers." : "model.language_model.layers.";
     if (target == "q" || target == "k" || target == "v" || target == "o")
-      return "model.layers." + index + ".self_attn." + target + "_proj";
-    return "model.layers." + index + ".mlp." + target + "_proj";
+      return layers + index + ".self_attn." + target + "_proj";
+    return layers + index + ".mlp." + target + "_proj";
   }
   if (arch == "gpt2") {
     if (target == "qkv") return "transformer.h." + index + ".attn.c_attn";  // fused q, k, v
@@ -163,6 +198,14 @@ std::string hf_module_path(const std::string& arch, const std::string& site) {
     if (target == "down") return "transformer.h." + index + ".mlp.c_proj";
     throw InputError(site, "gpt2 has no separate '" + target +
                                "' module (q, k and v are exported fused, as c_attn)");
+  }
+  if (arch == "phi3") {  // q, k, v fused in qkv_proj; gate and up in gate_up_proj
+    if (target == "qkv" || target == "o")
+      return "model.layers." + index + ".self_attn." + target + "_proj";
+    if (target == "gate_up" || target == "down")
+      return "model.layers." + index + ".mlp." + target + "_proj";
+    throw InputError(site, "phi3 has no separate '" + target +
+                               "' module (q, k, v and gate, up are exported fused)");
   }
   throw InputError(site, "no Hugging Face module names known for architecture '" + arch + "'");
 }

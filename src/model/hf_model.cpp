@@ -11,11 +11,10 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "formats/safetensors.h"
+#include "model/hf_families.h"
 
 namespace sparc {
-namespace {
-
-using nlohmann::json;
+namespace hf {
 
 std::int64_t get_int(const json& j, const char* key, const std::string& where) {
   if (!j.contains(key) || j[key].is_null())
@@ -44,6 +43,39 @@ bool get_bool_or(const json& j, const char* key, bool fallback, const std::strin
   return j[key].get<bool>();
 }
 
+void expect_string(const json& j, const char* key, const char* expected, const std::string& where) {
+  if (j.contains(key) && j[key] != expected)
+    throw InputError(where, std::string(key) + " " + j[key].dump() +
+                                " is not supported, expected \"" + expected + "\"");
+}
+
+extern const Family kLlamaFamily, kMistralFamily, kQwen2Family, kQwen3Family, kPhi3Family,
+    kGemma2Family, kGemma3TextFamily, kGemma3Family, kGpt2Family;
+
+// The families by model_type: one line per family file.
+const Family* const kFamilies[] = {&kLlamaFamily,  &kMistralFamily,    &kQwen2Family,
+                                   &kQwen3Family,  &kPhi3Family,       &kGemma2Family,
+                                   &kGemma3TextFamily, &kGemma3Family, &kGpt2Family};
+
+const Family* hf_family(const std::string& model_type) {
+  for (const Family* f : kFamilies)
+    if (model_type == f->model_type) return f;
+  return nullptr;
+}
+
+std::string hf_family_list() {
+  std::string out;
+  for (const Family* f : kFamilies) out += (out.empty() ? "" : ", ") + std::string(f->model_type);
+  return out;
+}
+
+}  // namespace hf
+
+namespace {
+
+using nlohmann::json;
+using hf::Stored;
+
 torch::Dtype torch_dtype(DType d, const std::string& where) {
   switch (d) {
     case DType::F32: return torch::kFloat32;
@@ -55,14 +87,6 @@ torch::Dtype torch_dtype(DType d, const std::string& where) {
   }
 }
 
-// A canonical tensor as stored: one safetensors tensor, or (gpt2's fused
-// c_attn) a column range of one; Conv1D matrices are stored [in, out].
-struct Stored {
-  std::string name;
-  bool transpose = false;
-  std::int64_t part = -1;  // gpt2 c_attn: 0 = q, 1 = k, 2 = v
-};
-
 class HfDirectorySource : public WeightSource {
  public:
   explicit HfDirectorySource(const std::string& dir) : dir_(dir) {
@@ -70,6 +94,7 @@ class HfDirectorySource : public WeightSource {
     if (!file_exists(cfg_path))
       throw InputError(dir, "no config.json: not a Hugging Face model directory");
     config_ = parse_hf_config(read_text_file(cfg_path), cfg_path);
+    family_ = hf::hf_family(config_.family);
     open_weights();
     build_names();
   }
@@ -90,11 +115,8 @@ class HfDirectorySource : public WeightSource {
     const TensorInfo& info = r.info(s.name);
     auto t = torch::empty(info.shape, torch_dtype(info.dtype, r.path() + ": tensor '" + s.name + "'"));
     r.read(s.name, t.data_ptr());
-    if (s.part >= 0) {
-      // c_attn: [D, 3D] (Conv1D, in x out) or bias [3D]; take q, k or v.
-      const std::int64_t width = t.size(-1) / 3;
-      t = t.narrow(-1, s.part * width, width);
-    }
+    if (s.axis >= 0) t = t.narrow(s.axis, s.begin, s.length);  // one part of a fused tensor
+    if (s.plus_one) t = t.to(torch::kFloat32) + 1;  // in f32 (kept), as Gemma's norms compute it
     if (s.transpose) t = t.t();
     return t.contiguous();
   }
@@ -105,13 +127,14 @@ class HfDirectorySource : public WeightSource {
     const TensorInfo& info = r.info(s.name);
     Meta m{info.shape, info.dtype == DType::F64 || info.dtype == DType::F32 ||
                            info.dtype == DType::F16 || info.dtype == DType::BF16};
-    if (s.part >= 0 && !m.shape.empty()) m.shape.back() /= 3;
+    if (s.axis >= 0 && std::int64_t(m.shape.size()) > s.axis) m.shape[size_t(s.axis)] = s.length;
     if (s.transpose && m.shape.size() == 2) std::swap(m.shape[0], m.shape[1]);
     return m;
   }
   torch::Tensor load_elements(const std::string& name, std::int64_t first,
                               std::int64_t count) const override {
-    if (!has(name) || names_.at(name).part >= 0 || names_.at(name).transpose)
+    if (!has(name) || names_.at(name).axis >= 0 || names_.at(name).transpose ||
+        names_.at(name).plus_one)
       return WeightSource::load_elements(name, first, count);  // absent, or another layout
     const Stored& s = names_.at(name);
     const SafetensorsReader& r = *readers_.at(file_of_.at(s.name));
@@ -167,55 +190,17 @@ class HfDirectorySource : public WeightSource {
   }
 
   void build_names() {
-    const bool gpt2 = config_.arch == Arch::kGpt2;
-    const std::vector<std::string> pre =
-        gpt2 ? std::vector<std::string>{"", "transformer."} : std::vector<std::string>{"model.", ""};
-    auto map = [&](const std::string& canon, const std::string& stored, bool transpose = false,
-                   std::int64_t part = -1) {
-      names_[canon] = Stored{with_prefix(pre, stored), transpose, part};
-    };
-    if (gpt2) {
-      map("tok_embeddings", "wte.weight");
-      map("pos_embeddings", "wpe.weight");
-      for (std::int64_t l = 0; l < config_.n_layers; ++l) {
-        const std::string c = "layers." + std::to_string(l) + ".", h = "h." + std::to_string(l) + ".";
-        for (const char* s : {"weight", "bias"}) {
-          map(c + "attn_norm." + s, h + "ln_1." + s);
-          map(c + "mlp_norm." + s, h + "ln_2." + s);
-          const bool w = std::string(s) == "weight";
-          map(c + "q." + s, h + "attn.c_attn." + s, w, 0);
-          map(c + "k." + s, h + "attn.c_attn." + s, w, 1);
-          map(c + "v." + s, h + "attn.c_attn." + s, w, 2);
-          map(c + "o." + s, h + "attn.c_proj." + s, w);
-          map(c + "up." + s, h + "mlp.c_fc." + s, w);
-          map(c + "down." + s, h + "mlp.c_proj." + s, w);
-        }
-      }
-      map("norm.weight", "ln_f.weight");
-      map("norm.bias", "ln_f.bias");
-      return;
+    hf::NameMap names;
+    family_->names(config_, names);
+    for (auto& [canon, stored] : names) {
+      stored.name = with_prefix(stored.absolute ? family_->head_prefixes : family_->prefixes, stored.name);
+      names_[canon] = stored;
     }
-    map("tok_embeddings", "embed_tokens.weight");
-    for (std::int64_t l = 0; l < config_.n_layers; ++l) {
-      const std::string c = "layers." + std::to_string(l) + ".", h = c;
-      map(c + "attn_norm.weight", h + "input_layernorm.weight");
-      map(c + "mlp_norm.weight", h + "post_attention_layernorm.weight");
-      for (const char* s : {"weight", "bias"}) {
-        map(c + "q." + s, h + "self_attn.q_proj." + s);
-        map(c + "k." + s, h + "self_attn.k_proj." + s);
-        map(c + "v." + s, h + "self_attn.v_proj." + s);
-      }
-      map(c + "o.weight", h + "self_attn.o_proj.weight");
-      map(c + "gate.weight", h + "mlp.gate_proj.weight");
-      map(c + "up.weight", h + "mlp.up_proj.weight");
-      map(c + "down.weight", h + "mlp.down_proj.weight");
-    }
-    map("norm.weight", "norm.weight");
-    names_["lm_head.weight"] = Stored{"lm_head.weight"};
   }
 
   std::string dir_;
   ModelConfig config_;
+  const hf::Family* family_ = nullptr;
   std::map<std::string, std::unique_ptr<SafetensorsReader>> readers_;  // by file name
   std::map<std::string, std::string> file_of_;                         // tensor -> file
   std::map<std::string, Stored> names_;                                // canonical -> stored
@@ -234,48 +219,13 @@ ModelConfig parse_hf_config(const std::string& text, const std::string& where) {
   if (!j.contains("model_type") || !j["model_type"].is_string())
     throw InputError(where, "missing string field 'model_type'");
   const std::string type = j["model_type"].get<std::string>();
+  const hf::Family* family = hf::hf_family(type);
+  if (!family)
+    throw InputError(where, "unknown model_type '" + type + "', expected one of " +
+                                hf::hf_family_list());
   ModelConfig c;
-  if (type == "gpt2") {
-    c.arch = Arch::kGpt2;
-    c.dim = get_int(j, "n_embd", where);
-    c.n_layers = get_int(j, "n_layer", where);
-    c.n_heads = get_int(j, "n_head", where);
-    c.n_kv_heads = c.n_heads;
-    c.head_dim = c.n_heads > 0 ? c.dim / c.n_heads : 0;
-    c.ffn_dim = get_int_or(j, "n_inner", 4 * c.dim, where);
-    c.max_seq_len = get_int(j, "n_positions", where);
-    c.vocab_size = get_int(j, "vocab_size", where);
-    c.norm_eps = get_double_or(j, "layer_norm_epsilon", 1e-5, where);
-    c.tie_embeddings = true;
-    if (j.contains("activation_function") && j["activation_function"] != "gelu_new")
-      throw InputError(where, "activation_function " + j["activation_function"].dump() +
-                                  " is not supported, expected \"gelu_new\"");
-  } else if (type == "llama" || type == "mistral" || type == "qwen2") {
-    c.arch = Arch::kLlama;
-    c.dim = get_int(j, "hidden_size", where);
-    c.n_layers = get_int(j, "num_hidden_layers", where);
-    c.n_heads = get_int(j, "num_attention_heads", where);
-    c.n_kv_heads = get_int_or(j, "num_key_value_heads", c.n_heads, where);
-    c.head_dim = get_int_or(j, "head_dim", c.n_heads > 0 ? c.dim / c.n_heads : 0, where);
-    c.ffn_dim = get_int(j, "intermediate_size", where);
-    c.max_seq_len = get_int_or(j, "max_position_embeddings", 2048, where);
-    c.vocab_size = get_int(j, "vocab_size", where);
-    c.norm_eps = get_double_or(j, "rms_norm_eps", 1e-6, where);
-    c.rope_theta = get_double_or(j, "rope_theta", 10000.0, where);
-    c.tie_embeddings = get_bool_or(j, "tie_word_embeddings", false, where);
-    c.qkv_bias = type == "qwen2";
-    if (get_bool_or(j, "attention_bias", false, where))
-      throw InputError(where, "attention_bias = true (a bias on o_proj too) is not supported");
-    if (j.contains("hidden_act") && j["hidden_act"] != "silu")
-      throw InputError(where, "hidden_act " + j["hidden_act"].dump() +
-                                  " is not supported, expected \"silu\"");
-    if (j.contains("rope_scaling") && !j["rope_scaling"].is_null())
-      throw InputError(where, "rope_scaling " + j["rope_scaling"].dump() +
-                                  " is not supported; only plain RoPE is");
-  } else {
-    throw InputError(where, "unknown model_type '" + type +
-                                "', expected one of llama, mistral, qwen2 (llama family) or gpt2");
-  }
+  c.family = type;
+  family->parse(j, where, c);
   c.validate(where);
   return c;
 }
@@ -288,6 +238,10 @@ void write_hf_llama_directory(const WeightSource& source, const std::string& dir
                               const std::string& dtype) {
   const ModelConfig& c = source.config();
   if (c.arch != Arch::kLlama) throw InputError(dir, "only llama models can be written");
+  if (c.qk_norm || c.sliding_window > 0 || c.rope_scaling.type != RopeScaling::Type::kNone ||
+      c.family == "phi3" || c.gemma)
+    throw InputError(dir, "only plain llama and qwen2 models can be written (no q/k norms, "
+                          "RoPE scaling, sliding window or fused projections)");
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
     throw InputError(dir, errno_text("cannot create directory"));
   torch::Dtype td = dtype == "bf16" ? torch::kBFloat16

@@ -1,6 +1,7 @@
 // Hugging Face model directories: config.json plus model.safetensors or a
-// sharded model.safetensors.index.json. Families: llama (also Mistral,
-// Qwen2, SmolLM, TinyLlama configs) and gpt2.
+// sharded model.safetensors.index.json. One file per family
+// (model/family_*.cpp: llama, mistral, qwen2, qwen3, phi3, gpt2), chosen by
+// config.json's model_type; docs/models.md lists them.
 #pragma once
 
 #include <memory>

@@ -49,6 +49,28 @@ void softmax_backward_rows(float* g, const float* p, std::int64_t count, std::in
 void softmax_backward_rows(std::uint16_t* g_bf16, const std::uint16_t* p_bf16,
                            std::int64_t count, std::int64_t n, float scale);
 
+// Soft-capped (Gemma 2): the scores are c tanh(s x[j] / c) before the
+// softmax; th[j] gets tanh(s x[j] / c) (0 where blocked). The backward takes
+// th and also multiplies by its derivative: g[j] <- s p[j] (g[j] - sum_i
+// p[i] g[i]) (1 - th[j]^2). th is float32 whatever the storage.
+void capped_softmax_row(float* x, const std::uint8_t* blocked, std::int64_t n, float scale,
+                        float cap, float* th, float* tmp);
+void capped_softmax_row(std::uint16_t* x_bf16, const std::uint8_t* blocked, std::int64_t n,
+                        float scale, float cap, float* th, float* tmp);
+void capped_softmax_backward_row(float* g, const float* p, const float* th, std::int64_t n,
+                                 float scale);
+void capped_softmax_backward_row(std::uint16_t* g_bf16, const std::uint16_t* p_bf16,
+                                 const float* th, std::int64_t n, float scale);
+// The same over `count` rows (th: count x n), as the blocks above.
+void capped_softmax_rows(float* x, std::int64_t count, std::int64_t n, const MaskLayout& mask,
+                         float scale, float cap, float* th);
+void capped_softmax_rows(std::uint16_t* x_bf16, std::int64_t count, std::int64_t n,
+                         const MaskLayout& mask, float scale, float cap, float* th);
+void capped_softmax_backward_rows(float* g, const float* p, const float* th, std::int64_t count,
+                                  std::int64_t n, float scale);
+void capped_softmax_backward_rows(std::uint16_t* g_bf16, const std::uint16_t* p_bf16,
+                                  const float* th, std::int64_t count, std::int64_t n, float scale);
+
 // exp(x) for x <= 88, to within 2 ulp; x below about -87.3 gives 0. Exposed for tests.
 void exp_inplace(float* x, std::int64_t n);
 

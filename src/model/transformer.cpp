@@ -69,34 +69,50 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
     return t.gather(1, rows.view({B, 1, 1}).expand({B, 1, t.size(2)}));
   };
   auto h = norm(b.attn_norm, x);
-  auto q = b.q.forward(sel ? pick(h) : h, dropout).view({B, Sq, H, hd}).transpose(1, 2);
-  auto k = b.k.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
+  auto q = b.q.forward(sel ? pick(h) : h, dropout).view({B, Sq, H, hd});
+  auto k = b.k.forward(h, dropout).view({B, S, KV, hd});
+  if (b.q_norm.weight.defined()) {  // Qwen3: RMSNorm over each head, before RoPE
+    q = norm(b.q_norm, q);
+    k = norm(b.k_norm, k);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
   auto v = b.v.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
   // Llama: the attention scale 1/sqrt(hd) is folded into the queries' RoPE
   // factors (a pass over q instead of one over the [S, S] scores).
   double scale = 1.0 / std::sqrt(double(hd));
   if (config_.arch == Arch::kLlama) {
-    q = sel ? model_detail::rope(q, g.q_cos.gather(2, at.expand({B, 1, 1, hd})),
-                            g.q_sin.gather(2, at.expand({B, 1, 1, hd})))
-            : model_detail::rope(q, g.q_cos, g.q_sin);
-    k = model_detail::rope(k, g.cos, g.sin);
+    const bool local = b.sliding && g.cos_local.defined();  // Gemma 3's local RoPE base
+    const auto& qc = local ? g.q_cos_local : g.q_cos;
+    const auto& qs = local ? g.q_sin_local : g.q_sin;
+    q = sel ? model_detail::rope(q, qc.gather(2, at.expand({B, 1, 1, hd})),
+                                 qs.gather(2, at.expand({B, 1, 1, hd})))
+            : model_detail::rope(q, qc, qs);
+    k = local ? model_detail::rope(k, g.cos_local, g.sin_local) : model_detail::rope(k, g.cos, g.sin);
     scale = 1.0;
   }
   if (KV != H) {  // grouped-query attention: query head i reads key/value head i / (H / KV)
     k = k.repeat_interleave(H / KV, 1);
     v = v.repeat_interleave(H / KV, 1);
   }
-  const auto blocked = sel ? g.blocked.gather(2, at.expand({B, 1, 1, S})) : g.blocked;
-  auto attn = model_detail::attention(q, k, v, blocked, scale)
+  const auto& mask = b.sliding ? g.blocked_local : g.blocked;
+  const auto blocked = sel ? mask.gather(2, at.expand({B, 1, 1, S})) : mask;
+  auto attn = model_detail::attention(q, k, v, blocked, scale, config_.attn_softcap)
                   .transpose(1, 2)
                   .reshape({B, Sq, H * hd});
-  auto x1 = (sel ? pick(x) : x) + b.o.forward(attn, dropout);
+  auto attn_out = b.o.forward(attn, dropout);
+  if (b.post_attn_norm.weight.defined()) attn_out = norm(b.post_attn_norm, attn_out);
+  auto x1 = (sel ? pick(x) : x) + attn_out;
   auto m = norm(b.mlp_norm, x1);
   torch::Tensor mlp;
-  if (config_.arch == Arch::kLlama)
-    mlp = b.down.forward(torch::silu(b.gate.forward(m, dropout)) * b.up.forward(m, dropout), dropout);
-  else
+  if (config_.arch == Arch::kLlama) {
+    auto gate = b.gate.forward(m, dropout);
+    gate = config_.gemma ? torch::gelu(gate, "tanh") : torch::silu(gate);  // GeGLU or SwiGLU
+    mlp = b.down.forward(gate * b.up.forward(m, dropout), dropout);
+  } else {
     mlp = b.down.forward(torch::gelu(b.up.forward(m, dropout), "tanh"), dropout);
+  }
+  if (b.post_mlp_norm.weight.defined()) mlp = norm(b.post_mlp_norm, mlp);
   return x1 + mlp;
 }
 
@@ -115,19 +131,49 @@ Transformer::Geometry Transformer::geometry(torch::Tensor& x, const torch::Tenso
   Geometry g;
   g.allowed = (causal & (valid.unsqueeze(1) | self)).unsqueeze(1);  // [B, 1, S, S]
   g.blocked = g.allowed.logical_not();
+  g.blocked_local = g.blocked;
+  // Sliding window: a query sees keys fewer than `sliding_window` positions
+  // back (positions, so padding does not narrow it; prompt rows count).
+  if (config_.sliding_window > 0 && S > config_.sliding_window) {
+    auto far = (pos.unsqueeze(2) - pos.unsqueeze(1)) >= config_.sliding_window;  // [B, S, S]
+    g.blocked_local = g.blocked | far.unsqueeze(1);
+  }
+  if (config_.gemma) {
+    // Gemma scales the input embeddings (prompt rows too, as Hugging Face
+    // scales inputs_embeds) by sqrt(D), rounded to the activation dtype as it does.
+    const double s = torch::scalar_tensor(std::sqrt(double(config_.dim)), x.scalar_type()).item<double>();
+    x = x * s;
+  }
   if (config_.arch == Arch::kLlama) {
-    const std::int64_t half = config_.head_dim / 2;
-    auto j = torch::arange(half, torch::dtype(torch::kFloat64).device(dev));
+    const auto& rs = config_.rope_scaling;
+    using RT = RopeScaling::Type;
+    // Dynamic NTK and LongRoPE choose their frequencies by the pass's length.
+    const bool by_length = rs.type == RT::kDynamic || rs.type == RT::kLongRope;
+    const std::int64_t max_pos = by_length && pos.numel() > 0 ? pos.max().item<std::int64_t>() : 0;
     const auto ct = compute_type(x);
-    auto inv_freq = torch::pow(config_.rope_theta, -2.0 * j / double(config_.head_dim)).to(ct);
-    auto angles = pos.to(ct).unsqueeze(-1) * inv_freq;  // [B, S, hd/2]
-    auto cos = angles.cos().unsqueeze(1), sin = angles.sin().unsqueeze(1);  // [B, 1, S, hd/2]
-    auto cos2 = torch::cat({cos, cos}, -1), sin2 = torch::cat({-sin, sin}, -1);  // [B, 1, S, hd]
-    const double scale = 1.0 / std::sqrt(double(config_.head_dim));
-    g.cos = cos2.to(options_.dtype);
-    g.sin = sin2.to(options_.dtype);
-    g.q_cos = (cos2 * scale).to(options_.dtype);
-    g.q_sin = (sin2 * scale).to(options_.dtype);
+    const double scale =
+        config_.query_scale > 0 ? config_.query_scale : 1.0 / std::sqrt(double(config_.head_dim));
+    // cos, sin and the query's (with the attention scale) for a RoPE base and scaling.
+    auto tables = [&](double theta, const RopeScaling& scaling, torch::Tensor& c2, torch::Tensor& s2,
+                      torch::Tensor& qc2, torch::Tensor& qs2) {
+      const auto freqs = rope_inv_freq(theta, config_.head_dim, scaling, config_.max_seq_len, max_pos);
+      auto inv_freq = torch::tensor(freqs, torch::kFloat64).to(dev, ct);
+      auto angles = pos.to(ct).unsqueeze(-1) * inv_freq;  // [B, S, hd/2]
+      auto cos = angles.cos().unsqueeze(1), sin = angles.sin().unsqueeze(1);  // [B, 1, S, hd/2]
+      if (scaling.type == RT::kLongRope && scaling.attention_factor != 1.0) {
+        cos = cos * scaling.attention_factor;
+        sin = sin * scaling.attention_factor;
+      }
+      auto cos2 = torch::cat({cos, cos}, -1), sin2 = torch::cat({-sin, sin}, -1);  // [B, 1, S, hd]
+      c2 = cos2.to(options_.dtype);
+      s2 = sin2.to(options_.dtype);
+      qc2 = (cos2 * scale).to(options_.dtype);
+      qs2 = (sin2 * scale).to(options_.dtype);
+    };
+    tables(config_.rope_theta, rs, g.cos, g.sin, g.q_cos, g.q_sin);
+    if (config_.rope_local_theta > 0)  // Gemma 3: sliding layers use their own base, unscaled
+      tables(config_.rope_local_theta, RopeScaling{}, g.cos_local, g.sin_local, g.q_cos_local,
+             g.q_sin_local);
   } else {
     auto max_pos = pos.max().item<std::int64_t>();
     if (max_pos >= config_.max_seq_len)
@@ -161,7 +207,13 @@ torch::Tensor Transformer::hidden_after(const torch::Tensor& embeddings,
 }
 
 torch::Tensor Transformer::logits(const torch::Tensor& hidden) const {
-  return torch::matmul(hidden, lm_head_.t()).to(compute_type(hidden));
+  return cap_logits(torch::matmul(hidden, lm_head_.t()).to(compute_type(hidden)));
+}
+
+torch::Tensor Transformer::cap_logits(const torch::Tensor& products) const {
+  if (config_.final_softcap <= 0) return products;
+  const double c = config_.final_softcap;
+  return torch::tanh(products / c) * c;
 }
 
 torch::Tensor Transformer::prefixed_inputs(const torch::Tensor& tokens, const torch::Tensor& prefix,
@@ -173,6 +225,8 @@ torch::Tensor Transformer::prefixed_inputs(const torch::Tensor& tokens, const to
   if (attention_mask.defined()) valid = attention_mask.to(options_.device).ne(0);
   if (prefix.defined()) {
     auto p = prefix.to(options_.device, options_.dtype);
+    if (config_.gemma && !config_.scale_prompt_rows)  // Gemma 3: undo the input scale for prompt rows
+      p = p / torch::scalar_tensor(std::sqrt(double(config_.dim)), p.scalar_type()).item<double>();
     if (p.dim() == 2) p = p.unsqueeze(0).expand({B, p.size(0), p.size(1)});
     TORCH_CHECK(p.dim() == 3 && p.size(0) == B && p.size(2) == config_.dim,
                 "prefix must be [P, D] or [batch, P, D]");

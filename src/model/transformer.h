@@ -96,6 +96,9 @@ struct Norm {
 
 struct Block {
   Norm attn_norm, mlp_norm;
+  Norm q_norm, k_norm;   // qk_norm only; held whole on every rank when sharded
+  Norm post_attn_norm, post_mlp_norm;  // gemma only; likewise held whole
+  bool sliding = false;  // attends within the config's sliding window
   Linear q, k, v, o;
   Linear gate, up, down;  // gate: llama only
 };
@@ -127,6 +130,9 @@ class Transformer {
 
   // Hidden states [..., D] -> logits [..., V] in float32 (float64 for a float64 model).
   torch::Tensor logits(const torch::Tensor& hidden) const;
+  // Output-layer products (hidden times rows of output_embedding()) as
+  // logits: with the config's final soft-capping (Gemma 2) when it has one.
+  torch::Tensor cap_logits(const torch::Tensor& products) const;
 
   // Tokens [B, T] with an optional prefix of soft-prompt embeddings ([P, D]
   // shared by the batch, or [B, P, D]) placed before the tokens, and an
@@ -180,9 +186,12 @@ class Transformer {
   // Positions, RoPE tables and the attention mask for a batch.
   struct Geometry {
     // RoPE factors over whole heads [B, 1, S, hd]: cos2 = (cos, cos), sin2 =
-    // (-sin, sin); q_cos/q_sin also carry the attention scale 1/sqrt(hd).
+    // (-sin, sin); q_cos/q_sin also carry the attention scale (1/sqrt(hd) or
+    // the config's query_scale).
     torch::Tensor cos, sin, q_cos, q_sin;
     torch::Tensor allowed, blocked;  // blocked = !allowed
+    torch::Tensor blocked_local;     // blocked, or outside the sliding window
+    torch::Tensor cos_local, sin_local, q_cos_local, q_sin_local;  // sliding layers' RoPE (Gemma 3)
   };
   // `rows` [B] (int64): compute the block's output at one position per
   // sequence only ([B, 1, D]); undefined: everywhere.

@@ -20,9 +20,10 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos2, const torch::Tensor& sin2);
 
 // softmax(q k^T * scale, masked by `blocked` [B, 1, Sq, Sk]) v over q [B, H, Sq, hd]
-// and k, v [B, H, Sk, hd]; causal when Sq == Sk.
+// and k, v [B, H, Sk, hd]; causal when Sq == Sk. softcap > 0: the scaled
+// scores pass through softcap * tanh(s / softcap) first (Gemma 2).
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& blocked, double scale);
+                        const torch::Tensor& blocked, double scale, double softcap = 0);
 
 // x W^T for a frozen W [out, in], given its contiguous transpose W^T (no weight gradient).
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,

@@ -114,10 +114,38 @@ void masked_softmax_(torch::Tensor& scores, const torch::Tensor& blocked, std::i
                                  scores.size(2), layout, float(scale));
 }
 
+// The same with soft-capping (Gemma 2): th [B*H, rows, keys] (float32) gets
+// tanh(scale * scores / cap).
+void capped_softmax_(torch::Tensor& scores, const torch::Tensor& blocked, std::int64_t heads,
+                     double scale, double cap, torch::Tensor& th) {
+  const auto mask = blocked.stride(3) == 1 ? blocked : blocked.contiguous();
+  const kernels::MaskLayout layout{reinterpret_cast<const std::uint8_t*>(mask.data_ptr<bool>()),
+                                   scores.size(1), heads, mask.size(0) == 1 ? 0 : mask.stride(0),
+                                   mask.stride(2)};
+  const auto count = scores.size(0) * scores.size(1), n = scores.size(2);
+  if (scores.scalar_type() == torch::kBFloat16)
+    kernels::capped_softmax_rows(reinterpret_cast<std::uint16_t*>(scores.data_ptr()), count, n,
+                                 layout, float(scale), float(cap), th.data_ptr<float>());
+  else
+    kernels::capped_softmax_rows(scores.data_ptr<float>(), count, n, layout, float(scale),
+                                 float(cap), th.data_ptr<float>());
+}
+
 // grad [B*H, rows, keys] of the probabilities p (same shape and dtype, both
 // fused_softmax) <- the gradient of the scaled scores, in place.
-void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale) {
+void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale,
+                       const torch::Tensor& th = {}) {
   const auto rows = grad.size(0) * grad.size(1), n = grad.size(2);
+  if (th.defined()) {  // soft-capped
+    if (grad.scalar_type() == torch::kBFloat16)
+      kernels::capped_softmax_backward_rows(reinterpret_cast<std::uint16_t*>(grad.data_ptr()),
+                                            reinterpret_cast<const std::uint16_t*>(p.data_ptr()),
+                                            th.data_ptr<float>(), rows, n, float(scale));
+    else
+      kernels::capped_softmax_backward_rows(grad.data_ptr<float>(), p.data_ptr<float>(),
+                                            th.data_ptr<float>(), rows, n, float(scale));
+    return;
+  }
   if (grad.scalar_type() == torch::kBFloat16)
     kernels::softmax_backward_rows(reinterpret_cast<std::uint16_t*>(grad.data_ptr()),
                                    reinterpret_cast<const std::uint16_t*>(p.data_ptr()), rows, n,
@@ -139,21 +167,21 @@ void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale
 // Backward recomputes nothing: it keeps the probabilities. On the CPU in
 // float32 and bfloat16, softmax and its backward are the fused row kernels
 // of model/softmax_kernels.h (one pass each, in place, computed in float32;
-// bfloat16 keeps bfloat16 probabilities); elsewhere LibTorch's operators in
-// the compute type.
+// bfloat16 keeps bfloat16 probabilities; soft-capped ones keep tanh);
+// elsewhere LibTorch's operators in the compute type.
 constexpr std::int64_t kQueryChunk = 128;
 
 struct AttentionFn : public torch::autograd::Function<AttentionFn> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q,
                                const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& blocked, double scale) {
+                               const torch::Tensor& blocked, double scale, double softcap) {
     const auto B = q.size(0), H = q.size(1), S = q.size(2), hd = q.size(3), Sk = k.size(2);
     auto q3 = q.reshape({B * H, S, hd}).contiguous();
     auto k3 = k.reshape({B * H, Sk, hd}).contiguous();
     auto v3 = v.reshape({B * H, Sk, hd}).contiguous();
     auto kt = k3.transpose(1, 2).contiguous();  // [BH, hd, Sk]
     const std::int64_t chunks = S == Sk ? std::max<std::int64_t>(1, (S + kQueryChunk / 2) / kQueryChunk) : 1;
-    std::vector<torch::Tensor> saved{q3, k3, v3}, outs;
+    std::vector<torch::Tensor> saved{q3, k3, v3}, outs, tanhs;
     std::vector<std::int64_t> bounds{0};
     for (std::int64_t c = 1; c <= chunks; ++c) bounds.push_back(S * c / chunks);
     for (std::int64_t c = 0; c < chunks; ++c) {
@@ -163,11 +191,22 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       const auto chunk_blocked = blocked.narrow(2, r0, rows).narrow(3, 0, keys);
       torch::Tensor probs, p;  // in the compute type, and in q's dtype for P V
       if (fused_softmax(scores)) {
-        masked_softmax_(scores, chunk_blocked, H, scale);  // in place, in scores' dtype
+        if (softcap > 0) {
+          auto th = torch::empty(scores.sizes(), scores.options().dtype(torch::kFloat32));
+          capped_softmax_(scores, chunk_blocked, H, scale, softcap, th);
+          tanhs.push_back(th);
+        } else {
+          masked_softmax_(scores, chunk_blocked, H, scale);  // in place, in scores' dtype
+        }
         probs = p = scores;
       } else {
         scores = scores.to(compute_type(scores));
         if (scale != 1.0) scores.mul_(scale);
+        if (softcap > 0) {  // c tanh(s / c); tanh kept for the backward's 1 - tanh^2
+          auto t = scores.div_(softcap).tanh_();
+          tanhs.push_back(t.clone());
+          scores = t.mul_(softcap);
+        }
         scores.view({B, H, rows, keys})
             .masked_fill_(chunk_blocked, -std::numeric_limits<double>::infinity());
         probs = torch::softmax(scores, -1);
@@ -177,8 +216,10 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       saved.push_back(probs);
       saved.push_back(p);  // kept, not converted again in backward
     }
+    saved.insert(saved.end(), tanhs.begin(), tanhs.end());
     ctx->save_for_backward(saved);
     ctx->saved_data["scale"] = scale;
+    ctx->saved_data["softcap"] = softcap;
     ctx->saved_data["bounds"] = bounds;
     auto out = chunks == 1 ? outs[0] : torch::cat(outs, 1);
     return out.view({B, H, S, hd});
@@ -195,6 +236,7 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     const auto v3 = saved[2].to(dtype);
     const auto k_dtype = saved[1].scalar_type(), v_dtype = saved[2].scalar_type();
     const double scale = ctx->saved_data["scale"].toDouble();
+    const bool capped = ctx->saved_data["softcap"].toDouble() > 0;
     const auto bounds = ctx->saved_data["bounds"].toIntVector();
     const auto chunks = std::int64_t(bounds.size()) - 1;
     const auto BH = q3.size(0), S = q3.size(1), hd = q3.size(2), Sk = k3.size(1);
@@ -212,12 +254,15 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
       auto dp = torch::bmm(gc, vt.narrow(2, 0, keys));
       // Softmax backward; masked pairs have p = 0, so their gradient is 0.
       torch::Tensor ds;
-      if (fused_softmax(dp) && fused_softmax(p)) {
-        softmax_backward_(dp, p, scale);
+      const torch::Tensor th = capped ? saved[3 + 2 * chunks + c] : torch::Tensor();
+      if (fused_softmax(dp) && fused_softmax(p) &&
+          (!capped || (th.scalar_type() == torch::kFloat32 && th.is_contiguous()))) {
+        softmax_backward_(dp, p, scale, th);
         ds = dp;
       } else {
         dp = dp.to(probs.scalar_type());
         ds = torch::_softmax_backward_data(dp, probs, -1, probs.scalar_type());
+        if (capped) ds.mul_(1 - th * th);
         if (scale != 1.0) ds.mul_(scale);
         ds = ds.to(dtype);
       }
@@ -227,7 +272,8 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     auto dq = chunks == 1 ? dqs[0] : torch::cat(dqs, 1);
     const auto shape = grads[0].sizes();
     return {dq.view(shape), dk.view({shape[0], shape[1], Sk, hd}).to(k_dtype),
-            dv.view({shape[0], shape[1], Sk, hd}).to(v_dtype), torch::Tensor(), torch::Tensor()};
+            dv.view({shape[0], shape[1], Sk, hd}).to(v_dtype), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -268,8 +314,8 @@ torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos2, const torc
 }
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& blocked, double scale) {
-  return AttentionFn::apply(q, k, v, blocked, scale);
+                        const torch::Tensor& blocked, double scale, double softcap) {
+  return AttentionFn::apply(q, k, v, blocked, scale, softcap);
 }
 
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,

@@ -180,7 +180,10 @@ torch::Tensor Transformer::run_block_per_sequence(const Block& block, const torc
   std::vector<torch::Tensor> out;
   for (std::int64_t b = 0; b < x.size(0); ++b) {
     auto one = [&](const torch::Tensor& t) { return t.defined() ? t.narrow(0, b, 1) : t; };
-    const Geometry gb{one(g.cos), one(g.sin), one(g.q_cos), one(g.q_sin), one(g.allowed), one(g.blocked)};
+    const Geometry gb{one(g.cos),           one(g.sin),          one(g.q_cos),
+                      one(g.q_sin),         one(g.allowed),      one(g.blocked),
+                      one(g.blocked_local), one(g.cos_local),    one(g.sin_local),
+                      one(g.q_cos_local),   one(g.q_sin_local)};
     out.push_back(run_block(block, x.narrow(0, b, 1), gb, dropout_, rows.narrow(0, b, 1)));
   }
   return torch::cat(out, 0);

@@ -50,7 +50,13 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
     std::int64_t numel = 1;
     for (auto d : shape) numel *= d;
     parameter_count_ += numel;
-    if (shard && name.rfind("layers.", 0) == 0) {
+    // Norms other than the two every block has ([hd] or [D], small) stay
+    // whole on every rank: a gathered block keeps them.
+    const bool whole = name.find(".q_norm.") != std::string::npos ||
+                       name.find(".k_norm.") != std::string::npos ||
+                       name.find(".post_attn_norm.") != std::string::npos ||
+                       name.find(".post_mlp_norm.") != std::string::npos;
+    if (shard && !whole && name.rfind("layers.", 0) == 0) {
       const std::int64_t layer = std::stoll(name.substr(7));
       if (layer != block_layer && !block.empty()) shards_->add_block(source, block), block.clear();
       block_layer = layer;
@@ -84,6 +90,11 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
     Block b;
     b.attn_norm = {take(p + "attn_norm.weight"), take(p + "attn_norm.bias")};
     b.mlp_norm = {take(p + "mlp_norm.weight"), take(p + "mlp_norm.bias")};
+    b.q_norm = {take(p + "q_norm.weight"), {}};
+    b.k_norm = {take(p + "k_norm.weight"), {}};
+    b.post_attn_norm = {take(p + "post_attn_norm.weight"), {}};
+    b.post_mlp_norm = {take(p + "post_mlp_norm.weight"), {}};
+    b.sliding = config_.layer_slides(l);
     b.q = lin("q", Q, D);
     b.k = lin("k", KV, D);
     b.v = lin("v", KV, D);
@@ -107,6 +118,8 @@ std::vector<std::pair<std::string, torch::Tensor>> Transformer::named_weights() 
     const std::string p = "layers." + std::to_string(l) + ".";
     add(p + "attn_norm.weight", b.attn_norm.weight);
     add(p + "attn_norm.bias", b.attn_norm.bias);
+    add(p + "q_norm.weight", b.q_norm.weight);
+    add(p + "k_norm.weight", b.k_norm.weight);
     const std::pair<const char*, const Linear*> lins[] = {
         {"q", &b.q}, {"k", &b.k}, {"v", &b.v}, {"o", &b.o},
         {"gate", &b.gate}, {"up", &b.up}, {"down", &b.down}};
@@ -116,6 +129,8 @@ std::vector<std::pair<std::string, torch::Tensor>> Transformer::named_weights() 
     }
     add(p + "mlp_norm.weight", b.mlp_norm.weight);
     add(p + "mlp_norm.bias", b.mlp_norm.bias);
+    add(p + "post_attn_norm.weight", b.post_attn_norm.weight);
+    add(p + "post_mlp_norm.weight", b.post_mlp_norm.weight);
   }
   add("norm.weight", final_norm_.weight);
   add("norm.bias", final_norm_.bias);

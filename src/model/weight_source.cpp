@@ -36,8 +36,16 @@ std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected_tensors(
     linear(p + "q", c.q_dim(), D, qkv_bias);
     linear(p + "k", c.kv_dim(), D, qkv_bias);
     linear(p + "v", c.kv_dim(), D, qkv_bias);
+    if (c.qk_norm) {  // Qwen3: per-head RMSNorm weights of q and k
+      out.push_back({p + "q_norm.weight", {c.head_dim}});
+      out.push_back({p + "k_norm.weight", {c.head_dim}});
+    }
     linear(p + "o", D, c.q_dim(), gpt2);
     norm(p + "mlp_norm");
+    if (c.gemma) {
+      norm(p + "post_attn_norm");
+      norm(p + "post_mlp_norm");
+    }
     if (!gpt2) linear(p + "gate", F, D, false);
     linear(p + "up", F, D, gpt2);
     linear(p + "down", D, F, gpt2);

@@ -8,8 +8,12 @@
 //   layers.<i>.q.weight         [H*hd, D]    (.bias: gpt2, or llama with qkv_bias)
 //   layers.<i>.k.weight         [KV*hd, D]   (.bias: likewise)
 //   layers.<i>.v.weight         [KV*hd, D]   (.bias: likewise)
+//   layers.<i>.q_norm.weight    [hd]                         qk_norm (Qwen3)
+//   layers.<i>.k_norm.weight    [hd]                         qk_norm
 //   layers.<i>.o.weight         [D, H*hd]    (.bias: gpt2)
 //   layers.<i>.mlp_norm.weight  [D]          (.bias: gpt2)
+//   layers.<i>.post_attn_norm.weight [D]                     gemma (after attention)
+//   layers.<i>.post_mlp_norm.weight  [D]                     gemma (after the MLP)
 //   layers.<i>.gate.weight      [F, D]                       llama only
 //   layers.<i>.up.weight        [F, D]       (.bias: gpt2)
 //   layers.<i>.down.weight      [D, F]       (.bias: gpt2)

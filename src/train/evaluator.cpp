@@ -30,7 +30,7 @@ torch::Tensor class_scores(RunContext& c, const std::vector<const EncodedExample
   auto label_ids = torch::tensor(std::vector<std::int64_t>(labels.begin(), labels.end()),
                                  torch::kLong).to(model.device());
   auto w = model.output_embedding().index_select(0, label_ids);  // [C, D]
-  return torch::matmul(h_last, w.t()).to(torch::kFloat32);
+  return model.cap_logits(torch::matmul(h_last, w.t()).to(torch::kFloat32));  // Gemma 2 soft-caps
 }
 
 std::int64_t count_correct(RunContext& c, const std::vector<const EncodedExample*>& all,

@@ -55,7 +55,7 @@ TrainingState capture(RunContext& c, const InTask* it) {
   st.model_fingerprint = c.fingerprint;
   st.model_path = cfg.model.path;
   const auto& mc = c.model->config();
-  st.arch = arch_name(mc.arch);
+  st.arch = module_naming(mc);  // the module names of PEFT exports (model_config.h)
   st.dim = mc.dim, st.n_layers = mc.n_layers, st.n_heads = mc.n_heads;
   st.n_kv_heads = mc.n_kv_heads, st.vocab_size = mc.vocab_size;
   st.method = method_name(cfg.method);

@@ -223,5 +223,78 @@ TEST(PeftExport, Gpt2FusesQkvAdaptersIntoCAttn) {
   EXPECT_TRUE(torch::allclose(fused.slice(1, 2 * D, 3 * D), want_v, 1e-5, 1e-5));
 }
 
+// Phi-3 stores q, k, v in one qkv_proj (rows [q; k; v]: 8 heads x 8, then
+// 4 kv heads x 8 twice) and gate, up in one gate_up_proj (rows [gate; up]):
+// adapters on q, k, v (and on gate, up) become one adapter on the fused
+// module, rank 3r (2r), whose update is exactly each part's update in its
+// row range.
+TEST(PeftExport, Phi3FusesQkvIntoQkvProjAndGateUpIntoGateUpProj) {
+  auto s = trained("lora");
+  s.arch = "phi3";
+  s.shared_lora.clear();
+  const std::int64_t D = 64, r = 4, Q = 64, KV = 32, F = 96;
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    s.shared_lora[p + "q"] = factors(torch::randn({r, D}), torch::randn({Q, r}));
+    s.shared_lora[p + "k"] = factors(torch::randn({r, D}), torch::randn({KV, r}));
+    s.shared_lora[p + "v"] = factors(torch::randn({r, D}), torch::randn({KV, r}));
+    s.shared_lora[p + "gate"] = factors(torch::randn({r, D}), torch::randn({F, r}));
+    s.shared_lora[p + "up"] = factors(torch::randn({r, D}), torch::randn({F, r}));
+    s.shared_lora[p + "down"] = factors(torch::randn({r, F}), torch::randn({D, r}));
+  }
+  const std::string out = test::make_temp_dir() + "/peft";
+  export_peft(s, "nature", out);
+  auto cfg = nlohmann::json::parse(read_text_file(out + "/adapter_config.json"));
+  EXPECT_EQ(cfg["target_modules"], nlohmann::json({"down_proj", "gate_up_proj", "qkv_proj"}));
+  EXPECT_EQ(cfg["r"], 4);
+  EXPECT_EQ(cfg["rank_pattern"], nlohmann::json({{"qkv_proj", 12}, {"gate_up_proj", 8}}));
+  EXPECT_EQ(cfg["alpha_pattern"], nlohmann::json({{"qkv_proj", 24.0}, {"gate_up_proj", 16.0}}));
+  EXPECT_EQ(cfg["fan_in_fan_out"], false);
+
+  SafetensorsReader rd(out + "/adapter_model.safetensors");
+  std::map<std::string, std::vector<std::int64_t>> shapes;
+  for (const auto& t : rd.tensors()) shapes[t.name] = t.shape;
+  std::map<std::string, std::vector<std::int64_t>> expected;
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "base_model.model.model.layers." + std::to_string(l) + ".";
+    expected[p + "self_attn.qkv_proj.lora_A.weight"] = {3 * r, D};
+    expected[p + "self_attn.qkv_proj.lora_B.weight"] = {Q + 2 * KV, 3 * r};
+    expected[p + "mlp.gate_up_proj.lora_A.weight"] = {2 * r, D};
+    expected[p + "mlp.gate_up_proj.lora_B.weight"] = {2 * F, 2 * r};
+    expected[p + "mlp.down_proj.lora_A.weight"] = {r, F};
+    expected[p + "mlp.down_proj.lora_B.weight"] = {D, r};
+  }
+  EXPECT_EQ(shapes, expected);
+  auto x = torch::randn({5, D});
+  auto update = [&](const std::string& site) {
+    const auto& ad = s.shared_lora.at(site);
+    return torch::matmul(torch::matmul(x, ad->a.t()), ad->b.t());
+  };
+  auto fused_update = [&](const std::string& module, std::int64_t rank, std::int64_t rows) {
+    auto a = torch::empty({rank, D}), b = torch::empty({rows, rank});
+    rd.read("base_model.model.model.layers.1." + module + ".lora_A.weight", a.data_ptr());
+    rd.read("base_model.model.model.layers.1." + module + ".lora_B.weight", b.data_ptr());
+    return torch::matmul(torch::matmul(x, a.t()), b.t());
+  };
+  auto qkv = fused_update("self_attn.qkv_proj", 3 * r, Q + 2 * KV);
+  EXPECT_TRUE(torch::allclose(qkv.slice(1, 0, Q), update("layers.1.q"), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(qkv.slice(1, Q, Q + KV), update("layers.1.k"), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(qkv.slice(1, Q + KV, Q + 2 * KV), update("layers.1.v"), 1e-5, 1e-5));
+  auto gate_up = fused_update("mlp.gate_up_proj", 2 * r, 2 * F);
+  EXPECT_TRUE(torch::allclose(gate_up.slice(1, 0, F), update("layers.1.gate"), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(gate_up.slice(1, F, 2 * F), update("layers.1.up"), 1e-5, 1e-5));
+}
+
+// Gemma 3's multimodal checkpoints hold the text layers under
+// model.language_model (Gemma3ForConditionalGeneration).
+TEST(PeftExport, Gemma3MultimodalNamesItsLanguageModelLayers) {
+  EXPECT_EQ(hf_module_path("gemma3_multimodal", "layers.3.q"),
+            "model.language_model.layers.3.self_attn.q_proj");
+  EXPECT_EQ(hf_module_path("gemma3_multimodal", "layers.0.down"),
+            "model.language_model.layers.0.mlp.down_proj");
+  EXPECT_EQ(hf_module_path("llama", "layers.0.down"), "model.layers.0.mlp.down_proj");
+  EXPECT_EQ(hf_module_path("phi3", "layers.2.qkv"), "model.layers.2.self_attn.qkv_proj");
+}
+
 }  // namespace
 }  // namespace sparc

@@ -295,6 +295,73 @@ TEST(ShardedLoading, SafetensorsDirectoryMatchesWholeLoad) {
   g_comm->barrier(CommTag::kControl);
 }
 
+// The family features inside a block (Qwen3's q/k norms, kept whole on every
+// rank; a sliding window on some layers; LongRoPE past the original length)
+// give the same logits and gradients sharded as whole.
+TEST(ShardedFamilies, QkNormsWindowAndLongRopeMatchTheWholeModel) {
+  auto c = config(Arch::kLlama);
+  c.qkv_bias = false;
+  c.qk_norm = true;
+  c.sliding_window = 4;  // 10 positions with the prompt
+  c.sliding_layers = {true, false, true};
+  c.rope_scaling.type = RopeScaling::Type::kLongRope;
+  c.rope_scaling.original_max_positions = 6;
+  c.rope_scaling.short_factor = {1.0, 1.5, 2.0};
+  c.rope_scaling.long_factor = {2.0, 3.0, 5.0};
+  c.rope_scaling.attention_factor = 1.2;
+  auto src = weights(c);
+  for (auto& [name, t] : src->tensors())  // norms away from 1, so the q/k norms matter
+    if (name.find("_norm.") != std::string::npos) t.add_(at::rand(t.sizes(), at::detail::createCPUGenerator(2)));
+  Transformer whole(*src, {});
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  ASSERT_TRUE(sharded.blocks()[1].q_norm.weight.defined());
+  auto lw = attach_lora(whole);
+  auto ls = attach_lora(sharded);
+  Pass s = run(sharded, ls);
+  Pass w = run(whole, lw);
+  expect_close(s.logits, w.logits, "logits");
+  expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
+  ASSERT_EQ(s.lora_grads.size(), w.lora_grads.size());
+  for (size_t i = 0; i < s.lora_grads.size(); ++i)
+    expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
+  g_comm->barrier(CommTag::kControl);
+}
+
+// Gemma blocks: norms after attention and the MLP (kept whole on every rank),
+// GeGLU, soft-capped scores and logits, a local RoPE base on sliding layers.
+TEST(ShardedFamilies, GemmaBlocksMatchTheWholeModel) {
+  auto c = config(Arch::kLlama);
+  c.qkv_bias = false;
+  c.gemma = true;
+  c.qk_norm = true;
+  c.attn_softcap = 1.5;
+  c.final_softcap = 4.0;
+  c.query_scale = 0.3;
+  c.sliding_window = 4;
+  c.sliding_layers = {true, true, false};
+  c.rope_local_theta = 50.0;
+  auto src = weights(c);
+  for (auto& [name, t] : src->tensors())
+    if (name.find("_norm.") != std::string::npos) t.add_(at::rand(t.sizes(), at::detail::createCPUGenerator(2)));
+  Transformer whole(*src, {});
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  ASSERT_TRUE(sharded.blocks()[2].post_mlp_norm.weight.defined());
+  auto lw = attach_lora(whole);
+  auto ls = attach_lora(sharded);
+  Pass s = run(sharded, ls);
+  Pass w = run(whole, lw);
+  expect_close(s.logits, w.logits, "logits");
+  expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
+  ASSERT_EQ(s.lora_grads.size(), w.lora_grads.size());
+  for (size_t i = 0; i < s.lora_grads.size(); ++i)
+    expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
+  g_comm->barrier(CommTag::kControl);
+}
+
 }  // namespace
 }  // namespace sparc
 

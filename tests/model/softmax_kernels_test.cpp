@@ -236,5 +236,51 @@ TEST(SoftmaxKernels, BlocksAddressTheirMaskRowsAndMatchTheRowFunctions) {
   omp_set_num_threads(threads_before);
 }
 
+// Soft-capped rows (Gemma 2): the softmax of c tanh(s x / c) and tanh kept,
+// and its backward with the factor 1 - tanh^2, against double formulas.
+TEST(SoftmaxKernels, CappedSoftmaxAndBackwardMatchNaive) {
+  std::mt19937 gen(9);
+  std::normal_distribution<float> normal(0.0f, 8.0f);  // beyond the cap: tanh saturates
+  const float scale = 0.5f, cap = 3.0f;
+  for (std::int64_t n : kLengths) {
+    std::vector<float> x(n), th(n), tmp(softmax_scratch(n));
+    std::vector<std::uint8_t> m(n);
+    std::vector<double> capped(n), t(n);
+    for (std::int64_t j = 0; j < n; ++j) {
+      x[j] = normal(gen);
+      m[j] = j > 0 && gen() % 3 == 0;
+      t[j] = std::tanh(double(scale) * x[j] / cap);
+      capped[j] = cap * t[j];
+    }
+    const auto want = naive_softmax(capped, m, 1.0);
+    std::vector<float> xb = x;
+    capped_softmax_row(x.data(), m.data(), n, scale, cap, th.data(), tmp.data());
+    for (std::int64_t j = 0; j < n; ++j) {
+      EXPECT_NEAR(x[j], want[j], 1e-6) << "n " << n << " j " << j;
+      EXPECT_NEAR(th[j], m[j] ? 0.0 : t[j], 1e-6) << "n " << n << " j " << j;
+    }
+    // bf16 storage: probabilities within bf16 rounding.
+    std::vector<std::uint16_t> b(n);
+    for (std::int64_t j = 0; j < n; ++j) b[j] = float_to_bf16(xb[j]);
+    std::vector<float> thb(n);
+    capped_softmax_row(b.data(), m.data(), n, scale, cap, thb.data(), tmp.data());
+    for (std::int64_t j = 0; j < n; ++j) {
+      const double tj = m[j] ? 0.0 : std::tanh(double(scale) * bf16_to_float(float_to_bf16(xb[j])) / cap);
+      EXPECT_NEAR(thb[j], tj, 1e-6);
+    }
+    // Backward: ds_j = s p_j (g_j - sum_i p_i g_i) (1 - t_j^2).
+    std::vector<float> g(n);
+    for (auto& v : g) v = normal(gen) / 8.0f;
+    double dot = 0;
+    for (std::int64_t i = 0; i < n; ++i) dot += double(x[i]) * g[i];
+    std::vector<float> ds = g;
+    capped_softmax_backward_row(ds.data(), x.data(), th.data(), n, scale);
+    for (std::int64_t j = 0; j < n; ++j) {
+      const double w = scale * double(x[j]) * (g[j] - dot) * (1 - double(th[j]) * th[j]);
+      EXPECT_NEAR(ds[j], w, 1e-6 * (std::abs(w) + 0.1)) << "n " << n << " j " << j;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sparc::kernels
