@@ -166,6 +166,9 @@ class Transformer {
   // weights this rank keeps.
   bool sharded() const { return shards_ != nullptr; }
   std::int64_t resident_block_bytes() const;
+  // Sharded gathers served from the two reused buffers and from fresh
+  // ones ({0, 0} unsharded): tests and benchmarks.
+  std::pair<std::int64_t, std::int64_t> gather_buffer_uses() const;
   // The collectives of a pass over the first `layers` blocks (forward, then
   // backward when `backward`), without computing anything: a rank that has
   // no examples for a pass its peers run keeps step with them. No-op when

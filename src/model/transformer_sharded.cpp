@@ -234,4 +234,8 @@ std::int64_t Transformer::resident_block_bytes() const {
   return bytes;
 }
 
+std::pair<std::int64_t, std::int64_t> Transformer::gather_buffer_uses() const {
+  return shards_ ? shards_->buffer_uses() : std::pair<std::int64_t, std::int64_t>{0, 0};
+}
+
 }  // namespace sparc

@@ -60,6 +60,9 @@ void load_model(RunContext& c) {
   if (m.sharding == "layer" && c.world() > 1) opt.shard_comm = c.ranks.comm;
   opt.recompute = parse_recompute(m.recompute, "model.recompute");
   opt.activation_budget_bytes = m.activation_budget_mb << 20;
+  // The last block at the scored positions only (~10% of a step), alike on
+  // every rank and sharded or not, so the same bits hold at any world size.
+  opt.prune_last_block = true;
   c.rss_before_model_kb = resident_kb();
   c.model = std::make_unique<Transformer>(*source, opt);
   if (auto line = settle_threads_for_model(c.model->config().dim); !line.empty()) spdlog::info(line);

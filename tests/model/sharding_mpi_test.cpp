@@ -209,6 +209,13 @@ TEST(ShardedRecompute, EveryModeMatchesAndGathersAlike) {
     g_comm->reset_counters();
     Pass s = run(sharded, ls);
     EXPECT_EQ(g_comm->counters(CommTag::kGather).calls, 2 * c.n_layers);
+    // Every gather lands in one of the two reused buffers when no block is
+    // kept for backward; a kept block holds its buffer, so later gathers
+    // take fresh ones.
+    const auto [pooled, fresh] = sharded.gather_buffer_uses();
+    EXPECT_EQ(pooled + fresh, 2 * c.n_layers);
+    if (mode == R::kAlways) EXPECT_EQ(fresh, 0);
+    if (mode == R::kNever) EXPECT_GT(fresh, 0);
     expect_close(s.logits, w.logits, "logits");
     expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
     for (size_t i = 0; i < s.lora_grads.size(); ++i)
