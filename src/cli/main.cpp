@@ -117,12 +117,9 @@ int main(int argc, char** argv) {
     sparc::record_thread_choice(threads, requested, why, apply_threads);
     for (const auto& c : commands)
       if (c.app->parsed()) {
-        // The commands that compute say how many threads and why; the others only at debug.
-        const std::string name = c.app->get_name();
-        const bool computes = name == "train" || name == "pretrain" || name == "bench" ||
-                              name == "eval" || name == "generate";
-        spdlog::log(computes ? spdlog::level::info : spdlog::level::debug, "{} thread{} per rank: {}",
-                    threads, threads == 1 ? "" : "s", why);
+        // At debug only: an input error stays one line. `sparc train` and
+        // `pretrain` name the threads in their start-up lines.
+        spdlog::debug("{}", sparc::thread_choice_text());
         return c.run();
       }
     return sparc::kExitInputError;

@@ -10,6 +10,7 @@
 #include "core/hash.h"
 #include "core/file.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "data/jsonl_reader.h"
 #include "config/run_config.h"
 #include "train/preflight.h"
@@ -79,8 +80,8 @@ void add_train_command(CLI::App& app, std::vector<Command>& commands) {
     comm->set_timeout(cfg.comm.timeout_s);
     agree_on_value(*comm, "config", fnv1a(to_yaml(cfg)));
     if (root) add_log_file(dir + "/log.txt", /*truncate=*/args->resume.empty());
-    spdlog::info("sparc train: config {} method {} setting {} on {} rank(s) -> {}", args->config,
-                 method_name(cfg.method), cfg.setting, comm->size(), dir);
+    spdlog::info("sparc train: config {} method {} setting {} on {} rank(s) -> {}; {}", args->config,
+                 method_name(cfg.method), cfg.setting, comm->size(), dir, thread_choice_text());
     DataPlane plane = open_data_plane(cfg.model.device, cfg.comm.backend, cfg.comm.timeout_s);
     cfg.model.device = plane.device;
     ContinualTrainer trainer(cfg, dir, plane.data_or(comm.get()), comm.get());

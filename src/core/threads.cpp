@@ -142,6 +142,7 @@ struct ThreadChoice {
   int threads = 1;
   bool requested = true;  // nothing recorded: leave the count alone
   void (*apply)(int) = nullptr;
+  std::string why = "nothing recorded";
 };
 ThreadChoice& thread_choice() {
   static ThreadChoice c;
@@ -149,8 +150,14 @@ ThreadChoice& thread_choice() {
 }
 }  // namespace
 
-void record_thread_choice(int threads, bool requested, const std::string& /*why*/, void (*apply)(int)) {
-  thread_choice() = {threads, requested, apply};
+void record_thread_choice(int threads, bool requested, const std::string& why, void (*apply)(int)) {
+  thread_choice() = {threads, requested, apply, why};
+}
+
+std::string thread_choice_text() {
+  const ThreadChoice& c = thread_choice();
+  return std::to_string(c.threads) + (c.threads == 1 ? " thread" : " threads") + " per rank (" +
+         c.why + ")";
 }
 
 std::string settle_threads_for_model(long long d_model) {
@@ -158,6 +165,7 @@ std::string settle_threads_for_model(long long d_model) {
   if (c.requested || c.threads <= 1 || c.apply == nullptr || d_model >= kOneThreadBelowWidth) return "";
   const int before = c.threads;
   c.threads = 1;
+  c.why = "a model of width " + std::to_string(d_model) + " runs faster on one";
   c.apply(1);
   return "1 thread per rank instead of " + std::to_string(before) + ": a model of width " +
          std::to_string(d_model) + " (below " + std::to_string(kOneThreadBelowWidth) +

@@ -59,6 +59,10 @@ constexpr long long kOneThreadBelowWidth = 256;
 // count (LibTorch's and OpenBLAS's pools).
 void record_thread_choice(int threads, bool requested, const std::string& why, void (*apply)(int));
 
+// "2 threads per rank (2 processors online)": what the run uses and why,
+// for the commands' start-up lines.
+std::string thread_choice_text();
+
 // Once a model is loaded: a default (not asked-for) count above one drops
 // to one thread for a model narrower than kOneThreadBelowWidth. Returns
 // the line to log when it changed the count, else "".

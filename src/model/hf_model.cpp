@@ -236,20 +236,27 @@ std::unique_ptr<WeightSource> open_hf_directory(const std::string& dir) {
 
 void write_hf_llama_directory(const WeightSource& source, const std::string& dir,
                               const std::string& dtype) {
-  const ModelConfig& c = source.config();
+  write_hf_llama_tensors(source.config(), dir, dtype,
+                         [&](const std::string& name, const std::vector<std::int64_t>&) {
+                           return source.load(name);
+                         });
+}
+
+void write_hf_llama_tensors(const ModelConfig& c, const std::string& dir, const std::string& dtype,
+                            const TensorOf& tensor_of) {
   if (c.arch != Arch::kLlama) throw InputError(dir, "only llama models can be written");
   if (c.qk_norm || c.sliding_window > 0 || c.rope_scaling.type != RopeScaling::Type::kNone ||
       c.family == "phi3" || c.gemma)
     throw InputError(dir, "only plain llama and qwen2 models can be written (no q/k norms, "
                           "RoPE scaling, sliding window or fused projections)");
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    throw InputError(dir, errno_text("cannot create directory"));
-  torch::Dtype td = dtype == "bf16" ? torch::kBFloat16
-                    : dtype == "f16" ? torch::kFloat16
-                                     : torch::kFloat32;
-  DType sd = dtype == "bf16" ? DType::BF16 : dtype == "f16" ? DType::F16 : DType::F32;
   if (dtype != "f32" && dtype != "bf16" && dtype != "f16")
     throw InputError("dtype", "expected f32, bf16 or f16, got '" + dtype + "'");
+  const torch::Dtype td = dtype == "bf16"  ? torch::kBFloat16
+                          : dtype == "f16" ? torch::kFloat16
+                                           : torch::kFloat32;
+  const DType sd = dtype == "bf16" ? DType::BF16 : dtype == "f16" ? DType::F16 : DType::F32;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    throw InputError(dir, errno_text("cannot create directory"));
 
   auto hf_name = [](const std::string& canon) -> std::string {
     static const std::pair<const char*, const char*> parts[] = {
@@ -268,13 +275,16 @@ void write_hf_llama_directory(const WeightSource& source, const std::string& dir
     }
     return canon;
   };
-  SafetensorsWriter writer;
-  for (const auto& [name, shape] : expected_tensors(c)) {
-    auto t = source.load(name).to(td).contiguous();
-    writer.add(hf_name(name), sd, shape, t.data_ptr(), t.numel() * t.element_size());
+  // Header first, then each tensor's bytes: one tensor in memory at a time.
+  const auto tensors = expected_tensors(c);
+  std::vector<SafetensorsStreamWriter::Spec> specs;
+  for (const auto& [name, shape] : tensors) specs.push_back({hf_name(name), sd, shape});
+  SafetensorsStreamWriter writer(dir + "/model.safetensors", std::move(specs), {{"format", "pt"}});
+  for (const auto& [name, shape] : tensors) {
+    auto t = tensor_of(name, shape).to(td).contiguous();
+    writer.write_next(t.data_ptr(), size_t(t.numel() * t.element_size()));
   }
-  writer.set_metadata("format", "pt");
-  writer.write(dir + "/model.safetensors");
+  writer.finish();
 
   json cfg = {{"architectures", {c.qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
               {"model_type", c.qkv_bias ? "qwen2" : "llama"},

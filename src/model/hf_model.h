@@ -4,8 +4,11 @@
 // config.json's model_type; docs/models.md lists them.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/weight_source.h"
 
@@ -22,5 +25,12 @@ std::unique_ptr<WeightSource> open_hf_directory(const std::string& dir);
 // convert llama2.c checkpoints. gpt2 sources are refused.
 void write_hf_llama_directory(const WeightSource& source, const std::string& dir,
                               const std::string& dtype = "f32");
+
+// The same from a config and a function giving each canonical tensor (name,
+// shape), written one tensor at a time (`sparc random-model`, conversions).
+using TensorOf =
+    std::function<torch::Tensor(const std::string& name, const std::vector<std::int64_t>& shape)>;
+void write_hf_llama_tensors(const ModelConfig& config, const std::string& dir,
+                            const std::string& dtype, const TensorOf& tensor_of);
 
 }  // namespace sparc

@@ -208,6 +208,12 @@ class Transformer {
   // when gradients flow.
   torch::Tensor call_block(std::int64_t l, std::int64_t next, const torch::Tensor& x,
                            const Geometry& g) const;
+  // Makes `y` (block `l`'s output on `x`, computed without a graph) the
+  // output of a node that recomputes the block in backward (per sequence at
+  // `rows` when defined) and joins the backward gathers.
+  torch::Tensor recomputing_node(std::int64_t l, const Geometry& g, const torch::Tensor& x,
+                                 const std::vector<torch::Tensor>& params,
+                                 const torch::Tensor& rows, torch::Tensor y) const;
   // Whether block `l` keeps its activations for backward in this pass (the
   // recompute mode and budget); counts what it keeps.
   bool keeps_block(std::int64_t l, const torch::Tensor& x) const;

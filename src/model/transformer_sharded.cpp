@@ -155,13 +155,21 @@ torch::Tensor Transformer::call_block(std::int64_t l, std::int64_t next, const t
     y = run_block(full_block(l, next), x, g, dropout_);
   }
   if (!graph) return y;
+  return recomputing_node(l, g, x, params, {}, y);
+}
+
+torch::Tensor Transformer::recomputing_node(std::int64_t l, const Geometry& g, const torch::Tensor& x,
+                                            const std::vector<torch::Tensor>& params,
+                                            const torch::Tensor& rows, torch::Tensor y) const {
   auto node = std::shared_ptr<ShardedBlockBackward>(new ShardedBlockBackward(),
                                                     torch::autograd::deleteNode);
   node->model = this;
   node->layer = l;
   node->geometry = g;
-  node->has_dropout = dropout_ != nullptr;
-  if (dropout_) node->dropout = *dropout_;
+  node->rows = rows;
+  // The pruned last block draws no dropout (prefixed_hidden_at does not prune then).
+  node->has_dropout = !rows.defined() && dropout_ != nullptr;
+  if (node->has_dropout) node->dropout = *dropout_;
   node->input = x.detach();
   node->input_requires_grad = x.requires_grad();
   node->params = params;
@@ -203,20 +211,7 @@ torch::Tensor Transformer::call_last_block_at(const torch::Tensor& x, const Geom
     y = run_block_per_sequence(full_block(l, -1), x, g, rows);
   }
   if (!graph) return y;
-  auto node = std::shared_ptr<ShardedBlockBackward>(new ShardedBlockBackward(),
-                                                    torch::autograd::deleteNode);
-  node->model = this;
-  node->layer = l;
-  node->geometry = g;
-  node->rows = rows;
-  node->input = x.detach();
-  node->input_requires_grad = x.requires_grad();
-  node->params = params;
-  std::vector<torch::Tensor> inputs{x};
-  inputs.insert(inputs.end(), params.begin(), params.end());
-  node->set_next_edges(torch::autograd::collect_next_edges(inputs));
-  torch::autograd::create_gradient_edge(y, node);
-  return y;
+  return recomputing_node(l, g, x, params, rows, y);
 }
 
 void Transformer::idle_pass(std::int64_t layers, bool backward) const {

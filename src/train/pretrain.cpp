@@ -344,6 +344,7 @@ PretrainResult pretrain(const PretrainConfig& cfg, Communicator* comm, Communica
   options.device = parse_model_device(resolve_device(cfg.device), "model.device");
   Transformer model(*random_weights(mc, cfg.seed), options);
   if (auto line = settle_threads_for_model(model.config().dim); !line.empty()) spdlog::info(line);
+  spdlog::info("pretrain: {}", thread_choice_text());
   model.set_weights_trainable(true);
   std::vector<torch::Tensor> decay, no_decay, params;
   for (auto& [name, w] : model.named_weights()) {

@@ -65,7 +65,6 @@ void load_model(RunContext& c) {
   opt.prune_last_block = true;
   c.rss_before_model_kb = resident_kb();
   c.model = std::make_unique<Transformer>(*source, opt);
-  if (auto line = settle_threads_for_model(c.model->config().dim); !line.empty()) spdlog::info(line);
   for (const auto& t : cfg.lora.targets)
     if (t == "gate" && c.model->config().arch == Arch::kGpt2)
       throw InputError(cfg.source_path, "lora.targets: gpt2 has no 'gate' projection");
@@ -77,6 +76,7 @@ void load_model(RunContext& c) {
                  "train.batch_size to use them",
                  step_examples, units, cfg.train.unit_size, c.world(), c.world() - units,
                  m.sharding == "layer" ? " (they join the gathers only)" : "");
+  if (auto line = settle_threads_for_model(c.model->config().dim); !line.empty()) spdlog::info(line);
   spdlog::info("model {}: {} ({} parameters, {}{})", m.path, c.model->config().summary(),
                c.model->parameter_count(), m.dtype,
                c.model->sharded() ? fmt::format("; layer-sharded: {:.1f} MB of blocks on this rank",

@@ -14,6 +14,7 @@
 #include "model/model_loader.h"
 #include "model/transformer.h"
 #include "test_util.h"
+#include "model/reference_python.h"
 
 namespace sparc {
 namespace {
@@ -22,32 +23,7 @@ using nlohmann::json;
 
 const std::string kScript = std::string(SPARC_SOURCE_DIR) + "/tests/reference/hf_reference.py";
 
-bool reference_python_available(std::string* why) {
-  std::string cmd = std::string(SPARC_REFERENCE_PYTHON) + " -c 'import torch' >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0) {
-    *why = std::string(SPARC_REFERENCE_PYTHON) +
-           " cannot import torch (install Debian's python3-torch; scripts/setup.sh does)";
-    return false;
-  }
-  return true;
-}
-
-#define REQUIRE_REFERENCE()                                        \
-  do {                                                             \
-    std::string why;                                               \
-    SPARC_REQUIRE(reference_python_available(&why), why);          \
-  } while (0)
-
-// The reference cases, written once per test binary.
-const std::string& reference_dir() {
-  static const std::string dir = [] {
-    std::string d = test::make_temp_dir();
-    std::string cmd = std::string(SPARC_REFERENCE_PYTHON) + " " + kScript + " --out " + d;
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("reference script failed");
-    return d;
-  }();
-  return dir;
-}
+const std::string& reference_dir() { return test::reference_cases(kScript); }
 
 torch::Tensor reference_logits(const json& ref) {
   std::vector<double> flat;
