@@ -53,7 +53,7 @@ int resolved_threads(int argc, char** argv, std::string* why);
 // Below this model width a training step runs faster on one thread than on
 // two (OpenMP's fork and join outweigh products of a few thousand FLOPs;
 // measured in docs/training.md "Threads").
-constexpr long long kOneThreadBelowWidth = 256;
+constexpr long long kOneThreadBelowWidth = 192;
 
 // What main chose (threads, whether asked for, why) and how to apply another
 // count (LibTorch's and OpenBLAS's pools).
