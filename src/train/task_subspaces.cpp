@@ -129,7 +129,6 @@ CovarianceAccumulator accumulate_exactly(RunContext& c, const std::vector<Encode
 
 void compute_subspaces(RunContext& c) {
   const auto& cfg = c.cfg;
-  const auto D = c.model->config().dim;
   for (size_t t = 0; t < c.data.size(); ++t) {
     // pca.max_tokens cuts the training set in its global order, so the
     // vectors used do not depend on how many ranks share the work.
