@@ -302,6 +302,31 @@ TEST(ShardedLoading, SafetensorsDirectoryMatchesWholeLoad) {
   g_comm->barrier(CommTag::kControl);
 }
 
+// A family's config, with its norms moved away from 1 (so they matter):
+// sharded logits and gradients equal the whole model's; `kept` checks that
+// the family's extra weights survived sharding.
+template <class Kept>
+void expect_family_sharded_like_whole(const ModelConfig& c, Kept kept) {
+  auto src = weights(c);
+  for (auto& [name, t] : src->tensors())
+    if (name.find("_norm.") != std::string::npos) t.add_(at::rand(t.sizes(), at::detail::createCPUGenerator(2)));
+  Transformer whole(*src, {});
+  ModelOptions opt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  ASSERT_TRUE(kept(sharded));
+  auto lw = attach_lora(whole);
+  auto ls = attach_lora(sharded);
+  Pass s = run(sharded, ls);
+  Pass w = run(whole, lw);
+  expect_close(s.logits, w.logits, "logits");
+  expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
+  ASSERT_EQ(s.lora_grads.size(), w.lora_grads.size());
+  for (size_t i = 0; i < s.lora_grads.size(); ++i)
+    expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
+  g_comm->barrier(CommTag::kControl);
+}
+
 // The family features inside a block (Qwen3's q/k norms, kept whole on every
 // rank; a sliding window on some layers; LongRoPE past the original length)
 // give the same logits and gradients sharded as whole.
@@ -316,24 +341,9 @@ TEST(ShardedFamilies, QkNormsWindowAndLongRopeMatchTheWholeModel) {
   c.rope_scaling.short_factor = {1.0, 1.5, 2.0};
   c.rope_scaling.long_factor = {2.0, 3.0, 5.0};
   c.rope_scaling.attention_factor = 1.2;
-  auto src = weights(c);
-  for (auto& [name, t] : src->tensors())  // norms away from 1, so the q/k norms matter
-    if (name.find("_norm.") != std::string::npos) t.add_(at::rand(t.sizes(), at::detail::createCPUGenerator(2)));
-  Transformer whole(*src, {});
-  ModelOptions opt;
-  opt.shard_comm = g_comm;
-  Transformer sharded(*src, opt);
-  ASSERT_TRUE(sharded.blocks()[1].q_norm.weight.defined());
-  auto lw = attach_lora(whole);
-  auto ls = attach_lora(sharded);
-  Pass s = run(sharded, ls);
-  Pass w = run(whole, lw);
-  expect_close(s.logits, w.logits, "logits");
-  expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
-  ASSERT_EQ(s.lora_grads.size(), w.lora_grads.size());
-  for (size_t i = 0; i < s.lora_grads.size(); ++i)
-    expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
-  g_comm->barrier(CommTag::kControl);
+  expect_family_sharded_like_whole(c, [](const Transformer& sharded) {
+    return sharded.blocks()[1].q_norm.weight.defined();
+  });
 }
 
 // Gemma blocks: norms after attention and the MLP (kept whole on every rank),
@@ -349,24 +359,9 @@ TEST(ShardedFamilies, GemmaBlocksMatchTheWholeModel) {
   c.sliding_window = 4;
   c.sliding_layers = {true, true, false};
   c.rope_local_theta = 50.0;
-  auto src = weights(c);
-  for (auto& [name, t] : src->tensors())
-    if (name.find("_norm.") != std::string::npos) t.add_(at::rand(t.sizes(), at::detail::createCPUGenerator(2)));
-  Transformer whole(*src, {});
-  ModelOptions opt;
-  opt.shard_comm = g_comm;
-  Transformer sharded(*src, opt);
-  ASSERT_TRUE(sharded.blocks()[2].post_mlp_norm.weight.defined());
-  auto lw = attach_lora(whole);
-  auto ls = attach_lora(sharded);
-  Pass s = run(sharded, ls);
-  Pass w = run(whole, lw);
-  expect_close(s.logits, w.logits, "logits");
-  expect_close(s.prefix_grad, w.prefix_grad, "prompt gradient");
-  ASSERT_EQ(s.lora_grads.size(), w.lora_grads.size());
-  for (size_t i = 0; i < s.lora_grads.size(); ++i)
-    expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
-  g_comm->barrier(CommTag::kControl);
+  expect_family_sharded_like_whole(c, [](const Transformer& sharded) {
+    return sharded.blocks()[2].post_mlp_norm.weight.defined();
+  });
 }
 
 }  // namespace
