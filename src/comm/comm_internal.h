@@ -113,6 +113,9 @@ class PendingWork final : public CommWork {
     done_ = true;
     comm_.complete(p_);
   }
+  void progress() override {
+    if (!done_) comm_.poke(p_);
+  }
 
  private:
   Comm& comm_;

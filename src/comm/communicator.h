@@ -33,6 +33,10 @@ class CommWork {
  public:
   virtual ~CommWork() = default;
   virtual void wait() = 0;
+  // Lets the transport move the collective on without blocking: MPI moves
+  // large messages only inside its calls (one MPI_Testall here); NCCL's run
+  // on their own stream and need nothing.
+  virtual void progress() {}
 };
 
 class Communicator {

@@ -96,6 +96,8 @@ class MpiCommunicator final : public Communicator {
 
   // Waits for p's requests under the watchdog, then runs p.finish.
   void complete(Pending& p);
+  // One MPI_Testall: progresses the requests without waiting (completed ones become null).
+  void poke(Pending& p);
 
  private:
   Pending begin(const char* op, CommTag tag, std::int64_t bytes);
@@ -152,6 +154,12 @@ void MpiCommunicator::complete(Pending& p) {
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
   if (p.finish) p.finish();
+}
+
+void MpiCommunicator::poke(Pending& p) {
+  int flag = 0;
+  check_mpi(MPI_Testall(int(p.reqs.size()), p.reqs.data(), &flag, MPI_STATUSES_IGNORE),
+            "MPI_Testall");
 }
 
 std::unique_ptr<CommWork> MpiCommunicator::all_reduce_async(torch::Tensor& t, ReduceOp op,

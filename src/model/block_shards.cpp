@@ -1,11 +1,24 @@
 #include "model/block_shards.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
 
 namespace sparc {
 
+namespace {
+
+// SPARC_GATHER_PROGRESS=0 turns the progress pokes off (for measuring them).
+bool progress_enabled() {
+  const char* v = std::getenv("SPARC_GATHER_PROGRESS");
+  return !(v && std::strcmp(v, "0") == 0);
+}
+
+}  // namespace
+
 BlockShards::BlockShards(Communicator& comm, torch::Dtype dtype, torch::Device device)
-    : comm_(comm), dtype_(dtype), device_(device) {}
+    : comm_(comm), dtype_(dtype), device_(device), progress_(progress_enabled()) {}
 
 void BlockShards::add_block(
     const WeightSource& source,
@@ -57,6 +70,7 @@ std::unique_ptr<CommWork> BlockShards::start(std::int64_t l, torch::Tensor& out)
 
 std::map<std::string, torch::Tensor> BlockShards::gather(std::int64_t l, std::int64_t next) {
   torch::Tensor full;
+  const auto t0 = std::chrono::steady_clock::now();
   if (pending_ && pending_block_ == l) {
     pending_->wait();
     full = std::move(pending_buffer_);
@@ -64,6 +78,7 @@ std::map<std::string, torch::Tensor> BlockShards::gather(std::int64_t l, std::in
     if (pending_) pending_->wait();  // a prefetch nobody used (same on every rank)
     start(l, full)->wait();
   }
+  wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   pending_.reset();
   pending_buffer_ = torch::Tensor();
   pending_block_ = -1;
@@ -75,6 +90,10 @@ std::map<std::string, torch::Tensor> BlockShards::gather(std::int64_t l, std::in
   for (const Entry& e : blocks_[size_t(l)].entries)
     out[e.name] = full.slice(0, e.offset, e.offset + e.numel).view(e.shape);
   return out;
+}
+
+void BlockShards::progress() {
+  if (pending_ && progress_) pending_->progress();
 }
 
 std::int64_t BlockShards::block_bytes(std::int64_t l) const {

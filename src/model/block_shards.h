@@ -37,6 +37,11 @@ class BlockShards {
   // Every rank must make the same sequence of calls.
   std::map<std::string, torch::Tensor> gather(std::int64_t l, std::int64_t next);
 
+  // Moves the prefetched gather on without waiting for it (MPI progresses
+  // large messages only inside its calls); the model calls it between the
+  // running block's products. SPARC_GATHER_PROGRESS=0 makes it a no-op.
+  void progress();
+
   std::int64_t blocks() const { return std::int64_t(blocks_.size()); }
   // Bytes of block `l`'s full weights (what one gather brings).
   std::int64_t block_bytes(std::int64_t l) const;
@@ -67,10 +72,13 @@ class BlockShards {
   std::unique_ptr<CommWork> pending_;
   std::vector<torch::Tensor> pool_;  // at most two, each of the largest block's size
   std::int64_t pooled_uses_ = 0, fresh_uses_ = 0;
+  bool progress_ = true;
+  double wait_seconds_ = 0;  // blocked in gather() waiting for a block's weights
 
  public:
   // Gathers served from the pool and from fresh buffers (tests, benchmarks).
   std::pair<std::int64_t, std::int64_t> buffer_uses() const { return {pooled_uses_, fresh_uses_}; }
+  double wait_seconds() const { return wait_seconds_; }
 };
 
 }  // namespace sparc

@@ -78,6 +78,7 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
   q = q.transpose(1, 2);
   k = k.transpose(1, 2);
   auto v = b.v.forward(h, dropout).view({B, S, KV, hd}).transpose(1, 2);
+  progress_gather();
   // Llama: the attention scale 1/sqrt(hd) is folded into the queries' RoPE
   // factors (a pass over q instead of one over the [S, S] scores).
   double scale = 1.0 / std::sqrt(double(hd));
@@ -100,6 +101,7 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
   auto attn = model_detail::attention(q, k, v, blocked, scale, config_.attn_softcap)
                   .transpose(1, 2)
                   .reshape({B, Sq, H * hd});
+  progress_gather();
   auto attn_out = b.o.forward(attn, dropout);
   if (b.post_attn_norm.weight.defined()) attn_out = norm(b.post_attn_norm, attn_out);
   auto x1 = (sel ? pick(x) : x) + attn_out;
@@ -107,6 +109,7 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
   torch::Tensor mlp;
   if (config_.arch == Arch::kLlama) {
     auto gate = b.gate.forward(m, dropout);
+    progress_gather();
     gate = config_.gemma ? torch::gelu(gate, "tanh") : torch::silu(gate);  // GeGLU or SwiGLU
     mlp = b.down.forward(gate * b.up.forward(m, dropout), dropout);
   } else {

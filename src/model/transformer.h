@@ -169,6 +169,8 @@ class Transformer {
   // Sharded gathers served from the two reused buffers and from fresh
   // ones ({0, 0} unsharded): tests and benchmarks.
   std::pair<std::int64_t, std::int64_t> gather_buffer_uses() const;
+  // Seconds this rank has waited for gathered block weights (0 unsharded).
+  double gather_wait_seconds() const;
   // The collectives of a pass over the first `layers` blocks (forward, then
   // backward when `backward`), without computing anything: a rank that has
   // no examples for a pass its peers run keeps step with them. No-op when
@@ -227,6 +229,8 @@ class Transformer {
   // Block `l` with its full weights (gathered when sharded); issues the gather of `next`.
   Block full_block(std::int64_t l, std::int64_t next) const;
   Geometry geometry(torch::Tensor& x, const torch::Tensor& valid) const;
+  // Sharded: moves the prefetched gather on between the running block's products.
+  void progress_gather() const;
   torch::Tensor norm(const Norm& n, const torch::Tensor& x) const;
 
   ModelConfig config_;

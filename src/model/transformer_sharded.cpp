@@ -229,6 +229,14 @@ std::int64_t Transformer::resident_block_bytes() const {
   return bytes;
 }
 
+double Transformer::gather_wait_seconds() const {
+  return shards_ ? shards_->wait_seconds() : 0.0;
+}
+
+void Transformer::progress_gather() const {
+  if (shards_) shards_->progress();
+}
+
 std::pair<std::int64_t, std::int64_t> Transformer::gather_buffer_uses() const {
   return shards_ ? shards_->buffer_uses() : std::pair<std::int64_t, std::int64_t>{0, 0};
 }

@@ -39,7 +39,7 @@ def step_flops_per_token(m, seq):
 
 
 def cost(m, ranks, seqs_per_rank, seq, wbytes=2, peak=990e12, mfu=0.4, bw_intra=300e9,
-         bw_inter=45e9, per_node=8, trainable=2000, sharded=True):
+         bw_inter=45e9, per_node=8, trainable=2000, sharded=True, deterministic=True):
     L = m["layers"]
     blk = block_params(m) * wbytes
     n = ranks
@@ -59,7 +59,10 @@ def cost(m, ranks, seqs_per_rank, seq, wbytes=2, peak=990e12, mfu=0.4, bw_intra=
     out["memory_per_rank_gb"] = out["weights_gb"] + out["gather_buffers_gb"] + out["activations_gb"]
     # Every block is gathered in forward and again in backward (recomputation).
     out["gather_bytes_per_step"] = 2 * L * blk * (n - 1) / n if sharded and n > 1 else 0
-    out["allreduce_bytes_per_step"] = 4 * trainable
+    # train.deterministic (the default): int64 fixed point, 8 bytes a
+    # parameter, plus one f64 MAX for the one trainable tensor of `sparc`;
+    # otherwise a float32 all-reduce.
+    out["allreduce_bytes_per_step"] = 8 * trainable + 8 if deterministic else 4 * trainable
     flops = step_flops_per_token(m, seq) * tokens
     if sharded and n > 1:
         flops += flops * 0.45  # backward re-runs each block's forward (about 45% of the step)

@@ -203,6 +203,22 @@ TEST(Communicator, AllGatherAsyncNonContiguousInAndOut) {
   EXPECT_THROW(g_comm->all_gather_async(in, wrong, CommTag::kGather), std::invalid_argument);
 }
 
+TEST(Communicator, ProgressPokesLeaveAGatherWhole) {
+  // A gather large enough for MPI's rendezvous protocol (8 MB per rank),
+  // poked while pending (as the sharded model does between products), after
+  // it may have completed, and after wait(): each rank's values arrive whole.
+  const std::int64_t n = 1 << 20;
+  torch::Tensor in = (torch::arange(n, torch::kDouble) + 1e7 * R()).to(g_device);
+  torch::Tensor out = torch::empty({n * N()}, torch::TensorOptions(torch::kDouble).device(g_device));
+  auto work = g_comm->all_gather_async(in, out, CommTag::kGather);
+  for (int i = 0; i < 200; ++i) work->progress();
+  work->wait();
+  work->progress();
+  for (int q = 0; q < N(); ++q)
+    EXPECT_TRUE(same(out.slice(0, n * q, n * (q + 1)), torch::arange(n, torch::kDouble) + 1e7 * q))
+        << "rank " << q;
+}
+
 // ---- reduce_scatter --------------------------------------------------------
 
 TEST(Communicator, ReduceScatterReturnsThisRanksSlice) {
