@@ -91,10 +91,8 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
     k = local ? model_detail::rope(k, g.cos_local, g.sin_local) : model_detail::rope(k, g.cos, g.sin);
     scale = 1.0;
   }
-  if (KV != H) {  // grouped-query attention: query head i reads key/value head i / (H / KV)
-    k = k.repeat_interleave(H / KV, 1);
-    v = v.repeat_interleave(H / KV, 1);
-  }
+  // Grouped-query attention (KV < H): attention() lets query head i read
+  // key/value head i / (H / KV).
   const auto& mask = b.sliding ? g.blocked_local : g.blocked;
   const auto blocked = sel ? mask.gather(2, at.expand({B, 1, 1, S})) : mask;
   auto attn = model_detail::attention(q, k, v, blocked, scale, config_.attn_softcap)
