@@ -105,8 +105,10 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
   torch::Tensor mlp;
   if (config_.arch == Arch::kLlama) {
     auto gate = b.gate.forward(m, dropout);
-    gate = config_.gemma ? torch::gelu(gate, "tanh") : torch::silu(gate);  // GeGLU or SwiGLU
-    mlp = b.down.forward(gate * b.up.forward(m, dropout), dropout);
+    auto up = b.up.forward(m, dropout);
+    mlp = b.down.forward(config_.gemma ? torch::gelu(gate, "tanh") * up  // GeGLU
+                                       : model_detail::swiglu(gate, up),
+                         dropout);
   } else {
     mlp = b.down.forward(torch::gelu(b.up.forward(m, dropout), "tanh"), dropout);
   }

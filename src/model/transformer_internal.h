@@ -27,6 +27,10 @@ torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos2, const torc
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& blocked, double scale, double softcap = 0);
 
+// silu(gate) * up (SwiGLU); on the CPU in float32 and bfloat16 one fused
+// pass each way (model/swiglu_kernels.h), computed in float32.
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
+
 // x W^T for a frozen W [out, in], given its contiguous transpose W^T (no weight gradient).
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,
                             const torch::Tensor& weight_t);

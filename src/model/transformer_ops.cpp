@@ -11,6 +11,7 @@
 
 #include "model/flash_attention.h"
 #include "model/softmax_kernels.h"
+#include "model/swiglu_kernels.h"
 #include "model/transformer_internal.h"
 
 namespace sparc::model_detail {
@@ -367,6 +368,43 @@ struct FlashAttentionFn : public torch::autograd::Function<FlashAttentionFn> {
   }
 };
 
+// silu(gate) * up by model/swiglu_kernels.h: one pass forward, one
+// backward, computed in float32 and rounded once; keeps gate and up.
+struct SwiGluFn : public torch::autograd::Function<SwiGluFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate_in,
+                               const torch::Tensor& up_in) {
+    const auto gate = gate_in.contiguous(), up = up_in.contiguous();
+    auto y = torch::empty(gate.sizes(), gate.options());
+    if (gate.scalar_type() == torch::kBFloat16)
+      kernels::swiglu_forward(reinterpret_cast<const std::uint16_t*>(gate.data_ptr()),
+                              reinterpret_cast<const std::uint16_t*>(up.data_ptr()),
+                              reinterpret_cast<std::uint16_t*>(y.data_ptr()), y.numel());
+    else
+      kernels::swiglu_forward(gate.data_ptr<float>(), up.data_ptr<float>(), y.data_ptr<float>(),
+                              y.numel());
+    ctx->save_for_backward({gate, up});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &gate = saved[0], &up = saved[1];
+    const auto dy = grads[0].to(gate.scalar_type()).contiguous();
+    auto dg = torch::empty_like(gate), du = torch::empty_like(up);
+    if (gate.scalar_type() == torch::kBFloat16) {
+      using U = std::uint16_t;
+      kernels::swiglu_backward(reinterpret_cast<const U*>(gate.data_ptr()),
+                               reinterpret_cast<const U*>(up.data_ptr()),
+                               reinterpret_cast<const U*>(dy.data_ptr()),
+                               reinterpret_cast<U*>(dg.data_ptr()), reinterpret_cast<U*>(du.data_ptr()),
+                               gate.numel());
+    } else {
+      kernels::swiglu_backward(gate.data_ptr<float>(), up.data_ptr<float>(), dy.data_ptr<float>(),
+                               dg.data_ptr<float>(), du.data_ptr<float>(), gate.numel());
+    }
+    return {dg, du};
+  }
+};
+
 // y = x W^T for a frozen W with its transpose W^T kept contiguous: in bf16,
 // LibTorch's linear (a transposed second operand) runs at less than half the
 // speed of a plain product. Backward: dx = dy W, also a plain product; no
@@ -410,6 +448,14 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   if (group == 1) return AttentionFn::apply(q, k, v, blocked, scale, softcap);
   return AttentionFn::apply(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1),
                             blocked, scale, softcap);
+}
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  const auto dt = gate.scalar_type();
+  if (gate.device().is_cpu() && up.device().is_cpu() && up.scalar_type() == dt &&
+      (dt == torch::kFloat32 || dt == torch::kBFloat16) && gate.sizes() == up.sizes())
+    return SwiGluFn::apply(gate, up);
+  return torch::silu(gate) * up;
 }
 
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,
