@@ -137,7 +137,8 @@ struct Ctx {
   const T *out_in = nullptr, *dout = nullptr;
   const float* lse_in = nullptr;
   T* dq = nullptr;
-  float *dkh = nullptr, *dvh = nullptr;  // per query head [B * H][Sk][hd]
+  T *dk = nullptr, *dv = nullptr;        // with one query head per kv head
+  float *dkh = nullptr, *dvh = nullptr;  // else per query head [B * H][Sk][hd]
   const std::uint8_t* mask_row(std::int64_t b, std::int64_t row, std::int64_t k0) const {
     return mask.base ? mask.base + b * mask.batch_stride + row * mask.row_stride + k0 : nullptr;
   }
@@ -148,6 +149,14 @@ struct Scratch {
   std::vector<T> t;
   std::vector<float> f;
 };
+
+// n elements of a buffer kept by the calling thread between calls (no
+// allocation, page faults or zero fill per call; contents undefined).
+template <typename T>
+T* reused(std::vector<T>& buffer, std::int64_t n) {
+  if (std::int64_t(buffer.size()) < n) buffer.resize(n);
+  return buffer.data();
+}
 
 }  // namespace
 
@@ -278,15 +287,17 @@ void set_geometry(Ctx<T>& c, const AttentionShape& shape, const AttentionMask& m
       for (std::int64_t kb = 0; kb < c.nkb; ++kb) {
         const std::int64_t q0 = qb * kBQ, q1 = std::min(q0 + kBQ, Sq);
         const std::int64_t k0 = kb * kBK, kcols = std::min(kBK, c.Skp - k0), k1 = std::min(k0 + kBK, Sk);
-        bool any = false, all = true;
-        for (std::int64_t i = q0; i < q1; ++i)
+        std::uint8_t some = 0, every = 1;  // any pair blocked; every pair blocked
+        for (std::int64_t i = q0; mask.base && i < q1; ++i) {
+          const std::uint8_t* row = mask.base + b * mask.batch_stride + i * mask.row_stride;
           for (std::int64_t j = k0; j < k1; ++j) {
-            const bool blocked = mask.base && mask.base[b * mask.batch_stride + i * mask.row_stride + j];
-            any |= !blocked;
-            all &= !blocked;
+            some |= row[j];
+            every &= row[j];
           }
+        }
+        if (!mask.base) every = 0;
         map[(b * c.nqb + qb) * c.nkb + kb] =
-            !any ? kAllBlocked : all && k0 + kcols <= Sk ? kNoneBlocked : kSomeBlocked;
+            every ? kAllBlocked : !some && k0 + kcols <= Sk ? kNoneBlocked : kSomeBlocked;
       }
   c.map = map.data();
 }
@@ -301,18 +312,20 @@ void forward(const T* q, const T* k, const T* v, const AttentionShape& shape,
   c.q = q, c.k = k, c.v = v, c.out = out, c.lse = lse;
   const std::int64_t B = shape.batch, H = shape.heads, KV = shape.kv_heads, hd = shape.head_dim;
   const std::int64_t Sk = shape.k_len;
-  std::vector<T> kt(B * KV * c.hdp * c.Skp), vp(B * KV * c.Skp * c.hdp);
-  c.kt = kt.data(), c.vp = vp.data();
+  static thread_local std::vector<T> kt_buffer, vp_buffer;
+  T* kt = reused(kt_buffer, B * KV * c.hdp * c.Skp);
+  T* vp = reused(vp_buffer, B * KV * c.Skp * c.hdp);
+  c.kt = kt, c.vp = vp;
   const std::int64_t work = B * H * shape.q_len * Sk * hd, tasks = B * H * c.nqb;
   const int threads = team(o, tasks, work);
 #pragma omp parallel num_threads(threads)
   {
 #pragma omp for schedule(static)
     for (std::int64_t kv = 0; kv < B * KV; ++kv) {
-      pack_transposed(k + kv * Sk * hd, hd, hd, Sk, kt.data() + kv * c.hdp * c.Skp, c.hdp, c.Skp);
-      pack_rows(v + kv * Sk * hd, hd, Sk, hd, vp.data() + kv * c.Skp * c.hdp, c.Skp, c.hdp);
+      pack_transposed(k + kv * Sk * hd, hd, hd, Sk, kt + kv * c.hdp * c.Skp, c.hdp, c.Skp);
+      pack_rows(v + kv * Sk * hd, hd, Sk, hd, vp + kv * c.Skp * c.hdp, c.Skp, c.hdp);
     }
-    Scratch<T> s;
+    static thread_local Scratch<T> s;  // OpenMP's threads live on between calls
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t t = 0; t < tasks; ++t) block(c, s, t);
   }
@@ -327,18 +340,21 @@ void backward(const T* q, const T* k, const T* v, const T* out, const T* dout, c
   set_geometry(c, shape, mask, o, map);
   const std::int64_t B = shape.batch, H = shape.heads, KV = shape.kv_heads, hd = shape.head_dim;
   const std::int64_t Sk = shape.k_len;
-  std::vector<float> dkh(B * H * Sk * hd), dvh(B * H * Sk * hd);
+  static thread_local std::vector<float> dkh_buffer, dvh_buffer;
+  const bool grouped = c.group > 1;
+  float* dkh = grouped ? reused(dkh_buffer, B * H * Sk * hd) : nullptr;
+  float* dvh = grouped ? reused(dvh_buffer, B * H * Sk * hd) : nullptr;
   c.q = q, c.k = k, c.v = v, c.out_in = out, c.dout = dout, c.lse_in = lse, c.dq = dq;
-  c.dkh = dkh.data(), c.dvh = dvh.data();
+  c.dk = dk, c.dv = dv, c.dkh = dkh, c.dvh = dvh;
   const int threads = team(o, B * H, B * H * shape.q_len * Sk * hd);
 #pragma omp parallel num_threads(threads)
   {
-    Scratch<T> s;
+    static thread_local Scratch<T> s;
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t bh = 0; bh < B * H; ++bh) head(c, s, bh);
-    // dk, dv: the group's query heads summed in head order.
+    // Grouped: dk, dv sum the group's query heads in head order.
 #pragma omp for schedule(static)
-    for (std::int64_t kv = 0; kv < B * KV; ++kv) {
+    for (std::int64_t kv = 0; kv < (grouped ? B * KV : 0); ++kv) {
       const std::int64_t b = kv / KV, h0 = (kv % KV) * c.group, n = Sk * hd;
       for (std::int64_t e = 0; e < n; ++e) {
         float sk = 0.0f, sv = 0.0f;

@@ -290,13 +290,23 @@ SPARC_INLINE void backward_head(const Ctx<T>& c, Scratch<T>& s, std::int64_t bh)
       gemm(dsb, kBK, kp + k0 * hdp, hdp, dq + q0 * hdp, hdp, mrows, hdp, kcols, true);
     }
     const std::int64_t keys = std::min(kBK, Sk - k0);
-    float* dkh = c.dkh + (bh * Sk + k0) * hd;
-    float* dvh = c.dvh + (bh * Sk + k0) * hd;
-    for (std::int64_t j = 0; j < keys; ++j)
-      for (std::int64_t d = 0; d < hd; ++d) {
-        dkh[j * hd + d] = dkt[d * kBK + j];
-        dvh[j * hd + d] = dvt[d * kBK + j];
-      }
+    if (c.group == 1) {  // this head's dk, dv are the results
+      T* dkh = c.dk + (bh * Sk + k0) * hd;
+      T* dvh = c.dv + (bh * Sk + k0) * hd;
+      for (std::int64_t d = 0; d < hd; ++d)
+        for (std::int64_t j = 0; j < keys; ++j) {
+          put(dkh + j * hd + d, dkt[d * kBK + j]);
+          put(dvh + j * hd + d, dvt[d * kBK + j]);
+        }
+    } else {
+      float* dkh = c.dkh + (bh * Sk + k0) * hd;
+      float* dvh = c.dvh + (bh * Sk + k0) * hd;
+      for (std::int64_t d = 0; d < hd; ++d)
+        for (std::int64_t j = 0; j < keys; ++j) {
+          dkh[j * hd + d] = dkt[d * kBK + j];
+          dvh[j * hd + d] = dvt[d * kBK + j];
+        }
+    }
   }
   for (std::int64_t i = 0; i < Sq; ++i)
     for (std::int64_t d = 0; d < hd; ++d) put(c.dq + (bh * Sq + i) * hd + d, dq[i * hdp + d]);
