@@ -451,8 +451,13 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  // SPARC_FUSED_SWIGLU=0 keeps LibTorch's operators (for A/B benchmarks).
+  static const bool enabled = [] {
+    const char* env = std::getenv("SPARC_FUSED_SWIGLU");
+    return !(env && std::string(env) == "0");
+  }();
   const auto dt = gate.scalar_type();
-  if (gate.device().is_cpu() && up.device().is_cpu() && up.scalar_type() == dt &&
+  if (enabled && gate.device().is_cpu() && up.device().is_cpu() && up.scalar_type() == dt &&
       (dt == torch::kFloat32 || dt == torch::kBFloat16) && gate.sizes() == up.sizes())
     return SwiGluFn::apply(gate, up);
   return torch::silu(gate) * up;
