@@ -77,14 +77,6 @@ void copy_rows(const T* src, std::int64_t ld, std::int64_t rv, std::int64_t cv, 
     std::fill(dst + r * C + n, dst + (r + 1) * C, T(0));
   }
 }
-// dst [C][R] <- the transpose of src [rv][cv], zeros elsewhere.
-template <typename T>
-void copy_transposed(const T* src, std::int64_t ld, std::int64_t rv, std::int64_t cv, T* dst,
-                     std::int64_t C, std::int64_t R) {
-  std::fill(dst, dst + C * R, T(0));
-  for (std::int64_t r = 0; r < rv; ++r)
-    for (std::int64_t c = 0; c < cv; ++c) dst[c * R + r] = src[r * ld + c];
-}
 // Packed K x ldb operands: element (k, n) = src[k * ld + n] (pack_rows) or
 // src[n * ld + k] (pack_transposed) for k < kv and n < nv, zeros elsewhere.
 template <typename T>
@@ -97,9 +89,11 @@ void pack_rows(const T* src, std::int64_t ld, std::int64_t kv, std::int64_t nv, 
     std::fill(dst, dst + K * ldb, T(0));
     for (std::int64_t k = 0; k < kv; k += 2) {
       const T* r0 = src + k * ld;
-      const T* r1 = k + 1 < kv ? r0 + ld : nullptr;
       word* out = reinterpret_cast<word*>(dst + k * ldb);
-      for (std::int64_t n = 0; n < nv; ++n) out[n] = r0[n] | (r1 ? std::uint32_t(r1[n]) << 16 : 0u);
+      if (k + 1 < kv)
+        for (std::int64_t n = 0; n < nv; ++n) out[n] = r0[n] | std::uint32_t(r0[n + ld]) << 16;
+      else
+        for (std::int64_t n = 0; n < nv; ++n) out[n] = r0[n];
     }
   }
 }

@@ -5,9 +5,11 @@
 // (rows per micro-kernel: 8 where 32 vector registers hold them) and
 // FLASH_DPBF16 (1: bfloat16 products by vdpbf16ps). No include guard.
 
-// C[MR x 32] (+)= A[MR x K] B[K x 32]: A's rows lda apart, B packed (its
-// width ldb, in pairs of k for bfloat16: see pack_rows).
-SPARC_INLINE void micro(const float* A, std::int64_t lda, const float* B, std::int64_t ldb,
+// C[MR x 32] (+)= A[MR x K] B[K x 32]: A's element (r, k) at r lda + k ldk
+// (bfloat16: its pair (r, k / 2) at r lda + (k / 2) ldk, so a packed operand
+// serves transposed too), B packed (its width ldb, in pairs of k for
+// bfloat16: see pack_rows).
+SPARC_INLINE void micro(const float* A, std::int64_t lda, std::int64_t ldk, const float* B, std::int64_t ldb,
                         float* C, std::int64_t ldc, std::int64_t K, bool accumulate) {
   vf c[FLASH_MR][2];
   for (int r = 0; r < FLASH_MR; ++r) {
@@ -17,7 +19,7 @@ SPARC_INLINE void micro(const float* A, std::int64_t lda, const float* B, std::i
   for (std::int64_t k = 0; k < K; ++k) {
     const vf b0 = load(B + k * ldb), b1 = load(B + k * ldb + L);
     for (int r = 0; r < FLASH_MR; ++r) {
-      const vf a = splat(A[r * lda + k]);
+      const vf a = splat(A[r * lda + k * ldk]);
       c[r][0] += a * b0;
       c[r][1] += a * b1;
     }
@@ -28,7 +30,7 @@ SPARC_INLINE void micro(const float* A, std::int64_t lda, const float* B, std::i
   }
 }
 
-SPARC_INLINE void micro(const std::uint16_t* A, std::int64_t lda, const std::uint16_t* B,
+SPARC_INLINE void micro(const std::uint16_t* A, std::int64_t lda, std::int64_t ldk, const std::uint16_t* B,
                         std::int64_t ldb, float* C, std::int64_t ldc, std::int64_t K,
                         bool accumulate) {
   vf c[FLASH_MR][2];
@@ -42,7 +44,7 @@ SPARC_INLINE void micro(const std::uint16_t* A, std::int64_t lda, const std::uin
     const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 32);
     for (int r = 0; r < FLASH_MR; ++r) {
       std::uint32_t pair;
-      std::memcpy(&pair, A + r * lda + 2 * k2, sizeof pair);
+      std::memcpy(&pair, A + r * lda + k2 * ldk, sizeof pair);
       const __m512bh a = (__m512bh)_mm512_set1_epi32(int(pair));
       c[r][0] = (vf)_mm512_dpbf16_ps((__m512)c[r][0], a, b0);
       c[r][1] = (vf)_mm512_dpbf16_ps((__m512)c[r][1], a, b1);
@@ -54,7 +56,7 @@ SPARC_INLINE void micro(const std::uint16_t* A, std::int64_t lda, const std::uin
     const vf e0 = (vf)(w0 << 16), o0 = (vf)(w0 & 0xFFFF0000u);
     const vf e1 = (vf)(w1 << 16), o1 = (vf)(w1 & 0xFFFF0000u);
     for (int r = 0; r < FLASH_MR; ++r) {
-      const vf ae = splat(widen(A[r * lda + 2 * k2])), ao = splat(widen(A[r * lda + 2 * k2 + 1]));
+      const vf ae = splat(widen(A[r * lda + k2 * ldk])), ao = splat(widen(A[r * lda + k2 * ldk + 1]));
       c[r][0] += ae * e0 + ao * o0;
       c[r][1] += ae * e1 + ao * o1;
     }
@@ -66,14 +68,15 @@ SPARC_INLINE void micro(const std::uint16_t* A, std::int64_t lda, const std::uin
   }
 }
 
-// C[M x N] (+)= A[M x K] B[K x N]; M a multiple of FLASH_MR, N of 32, K of 2.
+// C[M x N] (+)= A[M x K] B[K x N] (A, B as in micro); M a multiple of
+// FLASH_MR, N of 32, K of 2.
 // Not templates, so that each is built for this file's instruction set.
 #define SPARC_FLASH_GEMM(T)                                                                     \
-  void gemm(const T* A, std::int64_t lda, const T* B, std::int64_t ldb, float* C,             \
+  void gemm(const T* A, std::int64_t lda, std::int64_t ldk, const T* B, std::int64_t ldb, float* C, \
             std::int64_t ldc, std::int64_t M, std::int64_t N, std::int64_t K, bool accumulate) { \
     for (std::int64_t n = 0; n < N; n += 2 * L)                                                 \
       for (std::int64_t i = 0; i < M; i += FLASH_MR)                                            \
-        micro(A + i * lda, lda, B + n * kPair<T>, ldb, C + i * ldc + n, ldc, K, accumulate);    \
+        micro(A + i * lda, lda, ldk, B + n * kPair<T>, ldb, C + i * ldc + n, ldc, K, accumulate); \
   }
 SPARC_FLASH_GEMM(float)
 SPARC_FLASH_GEMM(std::uint16_t)
@@ -150,6 +153,17 @@ SPARC_INLINE void store_rows(const float* r0, const float* r1, std::uint16_t* a,
   }
 }
 
+// dst [rows][n] (storage T or float32) <- src [rows][ld] (float32).
+template <typename T>
+SPARC_INLINE void put_rows(const float* src, std::int64_t ld, T* dst, std::int64_t n,
+                           std::int64_t rows) {
+  for (std::int64_t i = 0; i < rows; ++i) {
+    std::int64_t d = 0;
+    for (; d + L <= n; d += L) store(dst + i * n + d, load(src + i * ld + d));
+    for (; d < n; ++d) put(dst + i * n + d, src[i * ld + d]);
+  }
+}
+
 // Forward for one block of kBQ query rows of one head (task: (b, h, block)).
 template <typename T>
 SPARC_INLINE void forward_block(const Ctx<T>& c, Scratch<T>& s, std::int64_t task) {
@@ -158,6 +172,7 @@ SPARC_INLINE void forward_block(const Ctx<T>& c, Scratch<T>& s, std::int64_t tas
   const std::int64_t kvh = (bh % sh.heads) / c.group, hd = sh.head_dim, hdp = c.hdp;
   const std::int64_t q0 = qb * kBQ, mrows = std::min(kBQ, c.Sqp - q0);
   const std::int64_t rows = std::min(kBQ, sh.q_len - q0);
+  constexpr std::int64_t P = kPair<T>;
   s.t.resize(kBQ * hdp + kBQ * kBK);
   s.f.resize(kBQ * hdp + kBQ * kBK + 2 * kBQ);
   T* qa = s.t.data();
@@ -179,7 +194,7 @@ SPARC_INLINE void forward_block(const Ctx<T>& c, Scratch<T>& s, std::int64_t tas
     const std::uint8_t state = map[kb];
     if (state == kAllBlocked) continue;
     const std::int64_t k0 = kb * kBK, kcols = std::min(kBK, c.Skp - k0);
-    gemm(qa, hdp, kt + k0 * kPair<T>, c.Skp, sc, kBK, mrows, kcols, hdp, false);
+    gemm(qa, hdp, P, kt + k0 * kPair<T>, c.Skp, sc, kBK, mrows, kcols, hdp, false);
     for (std::int64_t i = 0; i < rows; ++i) {
       float* srow = sc + i * kBK;
       T* prow = pb + i * kBK;
@@ -198,7 +213,7 @@ SPARC_INLINE void forward_block(const Ctx<T>& c, Scratch<T>& s, std::int64_t tas
         for (std::int64_t d = 0; d < hdp; d += L) store(acc + i * hdp + d, load(acc + i * hdp + d) * alpha);
       m[i] = mnew;
     }
-    gemm(pb, kBK, vp + k0 * hdp, hdp, acc, hdp, mrows, hdp, kcols, true);
+    gemm(pb, kBK, P, vp + k0 * hdp, hdp, acc, hdp, mrows, hdp, kcols, true);
   }
   for (std::int64_t i = 0; i < rows; ++i) {
     const float inv = l[i] == 0.0f ? 0.0f : 1.0f / l[i];  // NaN stays NaN
@@ -222,8 +237,11 @@ SPARC_INLINE void backward_head(const Ctx<T>& c, Scratch<T>& s, std::int64_t bh)
   s.f.resize(Sqp * hdp + 2 * hdp * kBK + 2 * blk + Sqp);
   T* qa = s.t.data();          // q rows [Sqp][hdp]: A of the scores
   T* da = qa + Sqp * hdp;      // dout rows: A of dp
-  T* qt = da + Sqp * hdp;      // q^T [hdp][Sqp]: A of dk^T
-  T* dt = qt + Sqp * hdp;      // dout^T: A of dv^T
+  // B of dk = ds^T q and dv = p^T dout: q and dout packed by rows (float32:
+  // qa and da themselves); their A, ds and p, read transposed.
+  T* qt = P == 1 ? qa : da + Sqp * hdp;
+  T* dt = P == 1 ? da : da + 2 * Sqp * hdp;
+  const std::int64_t alda = P == 1 ? 1 : 2, aldk = P == 1 ? kBK : 2 * kBK;
   T* kt = dt + Sqp * hdp;      // k^T packed: B of the scores
   T* vt = kt + hdp * Skp;      // v^T packed: B of dp
   T* kp = vt + hdp * Skp;      // k packed: B of dq
@@ -233,7 +251,7 @@ SPARC_INLINE void backward_head(const Ctx<T>& c, Scratch<T>& s, std::int64_t bh)
   T* dspk = dsb + blk;         // ds packed: B of dk^T
   if (P == 1) ppk = pb, dspk = dsb;  // float32: packed is row-major
   float* dq = s.f.data();
-  float* dvt = dq + Sqp * hdp;
+  float* dvt = dq + Sqp * hdp;  // this key block's dv, dk [kBK][hdp]
   float* dkt = dvt + hdp * kBK;
   float* sc = dkt + hdp * kBK;
   float* dp = sc + blk;
@@ -246,14 +264,21 @@ SPARC_INLINE void backward_head(const Ctx<T>& c, Scratch<T>& s, std::int64_t bh)
   const float* lse = c.lse_in + bh * Sq;
   copy_rows(q, hd, Sq, hd, qa, Sqp, hdp);
   copy_rows(dout, hd, Sq, hd, da, Sqp, hdp);
-  copy_transposed(q, hd, Sq, hd, qt, hdp, Sqp);
-  copy_transposed(dout, hd, Sq, hd, dt, hdp, Sqp);
+  if (P == 2) {
+    pack_rows(q, hd, Sq, hd, qt, Sqp, hdp);
+    pack_rows(dout, hd, Sq, hd, dt, Sqp, hdp);
+  }
   pack_transposed(k, hd, hd, Sk, kt, hdp, Skp);
   pack_transposed(v, hd, hd, Sk, vt, hdp, Skp);
   pack_rows(k, hd, Sk, hd, kp, Skp, hdp);
   std::fill(D, D + Sqp, 0.0f);
-  for (std::int64_t i = 0; i < Sq; ++i)  // D_i = dout_i . out_i = sum_j p_ij dp_ij
-    for (std::int64_t d = 0; d < hd; ++d) D[i] += to_f(dout[i * hd + d]) * to_f(out[i * hd + d]);
+  for (std::int64_t i = 0; i < Sq; ++i) {  // D_i = dout_i . out_i = sum_j p_ij dp_ij
+    vf sum{};
+    std::int64_t d = 0;
+    for (; d + L <= hd; d += L) sum += load(dout + i * hd + d) * load(out + i * hd + d);
+    D[i] = hsum(sum);
+    for (; d < hd; ++d) D[i] += to_f(dout[i * hd + d]) * to_f(out[i * hd + d]);
+  }
   std::fill(dq, dq + Sqp * hdp, 0.0f);
   const std::uint8_t* map = c.map + (c.map_per_batch ? b : 0) * c.nqb * c.nkb;
   for (std::int64_t kb = 0; kb < c.nkb; ++kb) {
@@ -264,8 +289,8 @@ SPARC_INLINE void backward_head(const Ctx<T>& c, Scratch<T>& s, std::int64_t bh)
       if (state == kAllBlocked) continue;
       const std::int64_t q0 = qb * kBQ, mrows = std::min(kBQ, Sqp - q0);
       const std::int64_t rows = std::min(kBQ, Sq - q0);
-      gemm(qa + q0 * hdp, hdp, kt + k0 * P, Skp, sc, kBK, mrows, kcols, hdp, false);
-      gemm(da + q0 * hdp, hdp, vt + k0 * P, Skp, dp, kBK, mrows, kcols, hdp, false);
+      gemm(qa + q0 * hdp, hdp, P, kt + k0 * P, Skp, sc, kBK, mrows, kcols, hdp, false);
+      gemm(da + q0 * hdp, hdp, P, vt + k0 * P, Skp, dp, kBK, mrows, kcols, hdp, false);
       const bool open = state == kNoneBlocked;
       for (std::int64_t i = 0; i < mrows; ++i) {
         float* srow = sc + i * kBK;
@@ -285,31 +310,21 @@ SPARC_INLINE void backward_head(const Ctx<T>& c, Scratch<T>& s, std::int64_t bh)
                    dspk + i * kBK, kcols);
       }
       // Packed with width kBK: element (i, j) at (i / P) kBK P + j P + i % P.
-      gemm(dt + q0, Sqp, ppk, kBK, dvt, kBK, hdp, kcols, mrows, true);
-      gemm(qt + q0, Sqp, dspk, kBK, dkt, kBK, hdp, kcols, mrows, true);
-      gemm(dsb, kBK, kp + k0 * hdp, hdp, dq + q0 * hdp, hdp, mrows, hdp, kcols, true);
+      // dv += p^T dout, dk += ds^T q: p and ds read transposed from their packed form.
+      gemm(ppk, alda, aldk, dt + q0 * hdp, hdp, dvt, hdp, kcols, hdp, mrows, true);
+      gemm(dspk, alda, aldk, qt + q0 * hdp, hdp, dkt, hdp, kcols, hdp, mrows, true);
+      gemm(dsb, kBK, P, kp + k0 * hdp, hdp, dq + q0 * hdp, hdp, mrows, hdp, kcols, true);
     }
     const std::int64_t keys = std::min(kBK, Sk - k0);
     if (c.group == 1) {  // this head's dk, dv are the results
-      T* dkh = c.dk + (bh * Sk + k0) * hd;
-      T* dvh = c.dv + (bh * Sk + k0) * hd;
-      for (std::int64_t d = 0; d < hd; ++d)
-        for (std::int64_t j = 0; j < keys; ++j) {
-          put(dkh + j * hd + d, dkt[d * kBK + j]);
-          put(dvh + j * hd + d, dvt[d * kBK + j]);
-        }
+      put_rows(dkt, hdp, c.dk + (bh * Sk + k0) * hd, hd, keys);
+      put_rows(dvt, hdp, c.dv + (bh * Sk + k0) * hd, hd, keys);
     } else {
-      float* dkh = c.dkh + (bh * Sk + k0) * hd;
-      float* dvh = c.dvh + (bh * Sk + k0) * hd;
-      for (std::int64_t d = 0; d < hd; ++d)
-        for (std::int64_t j = 0; j < keys; ++j) {
-          dkh[j * hd + d] = dkt[d * kBK + j];
-          dvh[j * hd + d] = dvt[d * kBK + j];
-        }
+      put_rows(dkt, hdp, c.dkh + (bh * Sk + k0) * hd, hd, keys);
+      put_rows(dvt, hdp, c.dvh + (bh * Sk + k0) * hd, hd, keys);
     }
   }
-  for (std::int64_t i = 0; i < Sq; ++i)
-    for (std::int64_t d = 0; d < hd; ++d) put(c.dq + (bh * Sq + i) * hd + d, dq[i * hdp + d]);
+  put_rows(dq, hdp, c.dq + bh * Sq * hd, hd, Sq);
 }
 
 void forward_f32(const Ctx<float>& c, Scratch<float>& s, std::int64_t task) { forward_block(c, s, task); }
