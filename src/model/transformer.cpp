@@ -92,10 +92,8 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
     k = local ? model_detail::rope(k, g.cos_local, g.sin_local) : model_detail::rope(k, g.cos, g.sin);
     scale = 1.0;
   }
-  if (KV != H) {  // grouped-query attention: query head i reads key/value head i / (H / KV)
-    k = k.repeat_interleave(H / KV, 1);
-    v = v.repeat_interleave(H / KV, 1);
-  }
+  // Grouped-query attention (KV < H): attention() lets query head i read
+  // key/value head i / (H / KV).
   const auto& mask = b.sliding ? g.blocked_local : g.blocked;
   const auto blocked = sel ? mask.gather(2, at.expand({B, 1, 1, S})) : mask;
   auto attn = model_detail::attention(q, k, v, blocked, scale, config_.attn_softcap)
@@ -110,8 +108,10 @@ torch::Tensor Transformer::run_block(const Block& b, const torch::Tensor& x, con
   if (config_.arch == Arch::kLlama) {
     auto gate = b.gate.forward(m, dropout);
     progress_gather();
-    gate = config_.gemma ? torch::gelu(gate, "tanh") : torch::silu(gate);  // GeGLU or SwiGLU
-    mlp = b.down.forward(gate * b.up.forward(m, dropout), dropout);
+    auto up = b.up.forward(m, dropout);
+    mlp = b.down.forward(config_.gemma ? torch::gelu(gate, "tanh") * up  // GeGLU
+                                       : model_detail::swiglu(gate, up),
+                         dropout);
   } else {
     mlp = b.down.forward(torch::gelu(b.up.forward(m, dropout), "tanh"), dropout);
   }

@@ -20,10 +20,16 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos2, const torch::Tensor& sin2);
 
 // softmax(q k^T * scale, masked by `blocked` [B, 1, Sq, Sk]) v over q [B, H, Sq, hd]
-// and k, v [B, H, Sk, hd]; causal when Sq == Sk. softcap > 0: the scaled
-// scores pass through softcap * tanh(s / softcap) first (Gemma 2).
+// and k, v [B, KV, Sk, hd] (query head i reads key/value head i / (H / KV));
+// causal when Sq == Sk. softcap > 0: the scaled scores pass through
+// softcap * tanh(s / softcap) first (Gemma 2). On the CPU in float32 and
+// bfloat16, the flash kernels of model/flash_attention.h.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& blocked, double scale, double softcap = 0);
+
+// silu(gate) * up (SwiGLU); on the CPU in float32 and bfloat16 one fused
+// pass each way (model/swiglu_kernels.h), computed in float32.
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
 // x W^T for a frozen W [out, in], given its contiguous transpose W^T (no weight gradient).
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,

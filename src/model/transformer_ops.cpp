@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "model/flash_attention.h"
 #include "model/softmax_kernels.h"
+#include "model/swiglu_kernels.h"
 #include "model/transformer_internal.h"
 
 namespace sparc::model_detail {
@@ -155,7 +157,9 @@ void softmax_backward_(torch::Tensor& grad, const torch::Tensor& p, double scale
                                    float(scale));
 }
 
-// Attention softmax(q k^T * scale, masked) v over q, k, v [B, H, S, hd], with
+// Attention where the flash kernels do not run (float64 models for gradient
+// checks, CUDA, mixed dtypes under autocast, SPARC_FLASH_ATTENTION=0):
+// softmax(q k^T * scale, masked) v over q, k, v [B, H, S, hd], with
 // every batched product laid out the way CPU BLAS runs fast: its second
 // operand contiguous, never a transposed view (LibTorch 1.13's bmm is several
 // times slower on a transposed second operand, which autograd's matmul
@@ -277,6 +281,130 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
   }
 };
 
+// Whether the flash kernels (model/flash_attention.h) take this attention:
+// on the CPU, q, k, v of one dtype, float32 or bfloat16.
+// SPARC_FLASH_ATTENTION=0 keeps AttentionFn instead (for A/B benchmarks).
+bool flash_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+  static const bool enabled = [] {
+    const char* env = std::getenv("SPARC_FLASH_ATTENTION");
+    return !(env && std::string(env) == "0");
+  }();
+  const auto dt = q.scalar_type();
+  return enabled && q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu() &&
+         (dt == torch::kFloat32 || dt == torch::kBFloat16) && k.scalar_type() == dt &&
+         v.scalar_type() == dt;
+}
+
+// The kernel's view of `blocked` [B or 1, 1, Sq, Sk]; `keep` holds the
+// tensor it points into.
+kernels::AttentionMask mask_view(const torch::Tensor& blocked, torch::Tensor& keep) {
+  TORCH_CHECK(blocked.dim() == 4 && blocked.size(1) == 1 && blocked.scalar_type() == torch::kBool,
+              "attention mask: [batch, 1, queries, keys] booleans expected");
+  keep = blocked.stride(3) == 1 ? blocked : blocked.contiguous();
+  return {reinterpret_cast<const std::uint8_t*>(keep.data_ptr<bool>()),
+          keep.size(0) == 1 ? 0 : keep.stride(0), keep.stride(2)};
+}
+
+kernels::AttentionShape attention_shape(const torch::Tensor& q, const torch::Tensor& k) {
+  return {q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3)};
+}
+
+// Attention by the flash kernels: k, v may have fewer heads than q
+// (grouped-query attention). Keeps q, k, v, the output and each row's
+// log-sum-exp; backward recomputes the probabilities block by block.
+struct FlashAttentionFn : public torch::autograd::Function<FlashAttentionFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q_in,
+                               const torch::Tensor& k_in, const torch::Tensor& v_in,
+                               const torch::Tensor& blocked, double scale, double softcap) {
+    const auto q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    torch::Tensor mask;
+    const auto view = mask_view(blocked, mask);
+    const auto shape = attention_shape(q, k);
+    auto out = torch::empty(q.sizes(), q.options());
+    auto lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
+    const kernels::FlashOptions o{float(scale), float(softcap)};
+    if (q.scalar_type() == torch::kBFloat16)
+      kernels::flash_attention_forward(
+          reinterpret_cast<const std::uint16_t*>(q.data_ptr()),
+          reinterpret_cast<const std::uint16_t*>(k.data_ptr()),
+          reinterpret_cast<const std::uint16_t*>(v.data_ptr()), shape, view, o,
+          reinterpret_cast<std::uint16_t*>(out.data_ptr()), lse.data_ptr<float>());
+    else
+      kernels::flash_attention_forward(q.data_ptr<float>(), k.data_ptr<float>(),
+                                       v.data_ptr<float>(), shape, view, o,
+                                       out.data_ptr<float>(), lse.data_ptr<float>());
+    ctx->save_for_backward({q, k, v, out, lse, mask});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["softcap"] = softcap;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3], &lse = saved[4];
+    torch::Tensor mask;
+    const auto view = mask_view(saved[5], mask);
+    const auto shape = attention_shape(q, k);
+    const auto g = grads[0].to(q.scalar_type()).contiguous();
+    auto dq = torch::empty_like(q), dk = torch::empty_like(k), dv = torch::empty_like(v);
+    const kernels::FlashOptions o{float(ctx->saved_data["scale"].toDouble()),
+                                  float(ctx->saved_data["softcap"].toDouble())};
+    if (q.scalar_type() == torch::kBFloat16) {
+      using U = std::uint16_t;
+      kernels::flash_attention_backward(
+          reinterpret_cast<const U*>(q.data_ptr()), reinterpret_cast<const U*>(k.data_ptr()),
+          reinterpret_cast<const U*>(v.data_ptr()), reinterpret_cast<const U*>(out.data_ptr()),
+          reinterpret_cast<const U*>(g.data_ptr()), lse.data_ptr<float>(), shape, view, o,
+          reinterpret_cast<U*>(dq.data_ptr()), reinterpret_cast<U*>(dk.data_ptr()),
+          reinterpret_cast<U*>(dv.data_ptr()));
+    } else {
+      kernels::flash_attention_backward(q.data_ptr<float>(), k.data_ptr<float>(),
+                                        v.data_ptr<float>(), out.data_ptr<float>(),
+                                        g.data_ptr<float>(), lse.data_ptr<float>(), shape, view,
+                                        o, dq.data_ptr<float>(), dk.data_ptr<float>(),
+                                        dv.data_ptr<float>());
+    }
+    return {dq, dk, dv, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// silu(gate) * up by model/swiglu_kernels.h: one pass forward, one
+// backward, computed in float32 and rounded once; keeps gate and up.
+struct SwiGluFn : public torch::autograd::Function<SwiGluFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate_in,
+                               const torch::Tensor& up_in) {
+    const auto gate = gate_in.contiguous(), up = up_in.contiguous();
+    auto y = torch::empty(gate.sizes(), gate.options());
+    if (gate.scalar_type() == torch::kBFloat16)
+      kernels::swiglu_forward(reinterpret_cast<const std::uint16_t*>(gate.data_ptr()),
+                              reinterpret_cast<const std::uint16_t*>(up.data_ptr()),
+                              reinterpret_cast<std::uint16_t*>(y.data_ptr()), y.numel());
+    else
+      kernels::swiglu_forward(gate.data_ptr<float>(), up.data_ptr<float>(), y.data_ptr<float>(),
+                              y.numel());
+    ctx->save_for_backward({gate, up});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &gate = saved[0], &up = saved[1];
+    const auto dy = grads[0].to(gate.scalar_type()).contiguous();
+    auto dg = torch::empty_like(gate), du = torch::empty_like(up);
+    if (gate.scalar_type() == torch::kBFloat16) {
+      using U = std::uint16_t;
+      kernels::swiglu_backward(reinterpret_cast<const U*>(gate.data_ptr()),
+                               reinterpret_cast<const U*>(up.data_ptr()),
+                               reinterpret_cast<const U*>(dy.data_ptr()),
+                               reinterpret_cast<U*>(dg.data_ptr()), reinterpret_cast<U*>(du.data_ptr()),
+                               gate.numel());
+    } else {
+      kernels::swiglu_backward(gate.data_ptr<float>(), up.data_ptr<float>(), dy.data_ptr<float>(),
+                               dg.data_ptr<float>(), du.data_ptr<float>(), gate.numel());
+    }
+    return {dg, du};
+  }
+};
+
 // y = x W^T for a frozen W with its transpose W^T kept contiguous: in bf16,
 // LibTorch's linear (a transposed second operand) runs at less than half the
 // speed of a plain product. Backward: dx = dy W, also a plain product; no
@@ -315,7 +443,24 @@ torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos2, const torc
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& blocked, double scale, double softcap) {
-  return AttentionFn::apply(q, k, v, blocked, scale, softcap);
+  if (flash_attention(q, k, v)) return FlashAttentionFn::apply(q, k, v, blocked, scale, softcap);
+  const auto group = q.size(1) / k.size(1);  // query head i reads key/value head i / group
+  if (group == 1) return AttentionFn::apply(q, k, v, blocked, scale, softcap);
+  return AttentionFn::apply(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1),
+                            blocked, scale, softcap);
+}
+
+torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
+  // SPARC_FUSED_SWIGLU=0 keeps LibTorch's operators (for A/B benchmarks).
+  static const bool enabled = [] {
+    const char* env = std::getenv("SPARC_FUSED_SWIGLU");
+    return !(env && std::string(env) == "0");
+  }();
+  const auto dt = gate.scalar_type();
+  if (enabled && gate.device().is_cpu() && up.device().is_cpu() && up.scalar_type() == dt &&
+      (dt == torch::kFloat32 || dt == torch::kBFloat16) && gate.sizes() == up.sizes())
+    return SwiGluFn::apply(gate, up);
+  return torch::silu(gate) * up;
 }
 
 torch::Tensor frozen_linear(const torch::Tensor& x, const torch::Tensor& weight,
