@@ -89,6 +89,7 @@ summary = {
     "mfu_no_recompute": step["mfu"], "gemm_bf16_gflops_per_rank": gemm["gflops_per_rank"],
     "model_gflops_per_s_per_rank": step["model_gflops_per_s_per_rank"],
     "gather_bytes_per_step_per_rank": step["gather_bytes_per_step"],
+    "vocab_gather_bytes_per_step_per_rank": step["vocab_gather_bytes_per_step"],
     "accuracy_matrix": res.get("accuracy_matrix"), "test_sizes": res.get("test_sizes"),
     "ppl_before": res.get("ppl_before"), "ppl_after": res.get("ppl_after"),
 }

@@ -347,6 +347,7 @@ int run_step_bench(const StepOptions& a) {
       {"grad_allreduce_bytes_per_step", b.grad_bytes_per_step},
       {"gather_bytes_per_step", b.gather_bytes_per_step},
       {"gather_wait_ms_per_step", b.gather_wait_ms_per_step}, {"peak_rss_mb", peak_rss_mb},
+      {"vocab_gather_bytes_per_step", b.vocab_bytes_per_step}, {"peak_rss_mb", peak_rss_mb},
       {"world_size", comm->size()}, {"dtype", cfg.model.dtype}, {"d_model", m.dim},
       {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"n_kv_heads", m.n_kv_heads},
       {"ffn_dim", m.ffn_dim}, {"vocab", m.vocab_size}, {"seq_len", b.mean_example_tokens},

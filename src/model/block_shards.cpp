@@ -23,21 +23,37 @@ BlockShards::BlockShards(Communicator& comm, torch::Dtype dtype, torch::Device d
 void BlockShards::add_block(
     const WeightSource& source,
     const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& tensors) {
+  std::vector<Entry> entries;
+  for (const auto& [name, shape] : tensors) {
+    Entry e{name, shape, 0, 1, 0};
+    for (auto d : shape) e.numel *= d;
+    entries.push_back(std::move(e));
+  }
+  add(source, std::move(entries));
+}
+
+void BlockShards::add_rows(const WeightSource& source, const std::string& name, std::int64_t row0,
+                           std::int64_t rows, std::int64_t cols) {
+  const std::int64_t q = (rows + comm_.size() - 1) / comm_.size();
+  add(source, {Entry{name, {rows, cols}, 0, rows * cols, row0 * cols}}, q * comm_.size() * cols);
+}
+
+void BlockShards::add(const WeightSource& source, std::vector<Entry> entries, std::int64_t total) {
   torch::NoGradGuard no_grad;
   Stored s;
-  for (const auto& [name, shape] : tensors) {
-    Entry e{name, shape, s.total, 1};
-    for (auto d : shape) e.numel *= d;
+  for (Entry& e : entries) {
+    e.offset = s.total;
     s.total += e.numel;
     s.entries.push_back(std::move(e));
   }
+  s.total = std::max(s.total, total);
   const std::int64_t n = comm_.size(), c = (s.total + n - 1) / n;
   const std::int64_t begin = comm_.rank() * c, end = std::min(s.total, begin + c);
   s.chunk = torch::zeros({c}, torch::dtype(dtype_).device(device_));  // the tail pads
   for (const Entry& e : s.entries) {
     const std::int64_t a = std::max(begin, e.offset), b = std::min(end, e.offset + e.numel);
     if (a >= b) continue;
-    auto part = source.load_elements(e.name, a - e.offset, b - a);
+    auto part = source.load_elements(e.name, e.source_offset + a - e.offset, b - a);
     s.chunk.slice(0, a - begin, b - begin).copy_(part.to(device_, dtype_));
   }
   blocks_.push_back(std::move(s));

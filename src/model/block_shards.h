@@ -31,6 +31,14 @@ class BlockShards {
   // order) and shapes, already checked against the source.
   void add_block(const WeightSource& source,
                  const std::vector<std::pair<std::string, std::vector<std::int64_t>>>& tensors);
+  // Appends a block made of rows [row0, row0 + rows) of the source's 2-D
+  // tensor `name` (`cols` columns): a vocabulary slice (model/vocab_shards.h).
+  // Its flat buffer is padded to q N rows, q = ceil(rows / N), so rank r
+  // keeps whole rows [r q, (r + 1) q) (zeros past `rows`).
+  void add_rows(const WeightSource& source, const std::string& name, std::int64_t row0,
+                std::int64_t rows, std::int64_t cols);
+  // This rank's stored slice of block `l`'s flat buffer.
+  const torch::Tensor& chunk(std::int64_t l) const { return blocks_.at(size_t(l)).chunk; }
 
   // Block `l`'s tensors by canonical name, full size (views into one gathered
   // buffer). Issues the gather of block `next` (-1: none) before returning.
@@ -53,12 +61,15 @@ class BlockShards {
     std::string name;
     std::vector<std::int64_t> shape;
     std::int64_t offset = 0, numel = 0;
+    std::int64_t source_offset = 0;  // its first element in the source tensor
   };
   struct Stored {
     std::vector<Entry> entries;
     std::int64_t total = 0;
     torch::Tensor chunk;  // [c]: this rank's slice of the flat buffer
   };
+  // `total` > 0: the flat buffer's length (padding after the entries).
+  void add(const WeightSource& source, std::vector<Entry> entries, std::int64_t total = 0);
   std::unique_ptr<CommWork> start(std::int64_t l, torch::Tensor& out);
   // A flat buffer of `numel` elements: a free pooled one, else a new one.
   torch::Tensor buffer(std::int64_t numel);

@@ -1,5 +1,5 @@
-// Transformer's forward pass: embeddings, positions and masks, the blocks,
-// the final norm and the output layer.
+// Transformer's forward pass: positions and masks, the blocks and the final
+// norm (the embedding and the output layer: transformer_vocab.cpp).
 #include "model/transformer.h"
 
 #include <cmath>
@@ -30,19 +30,6 @@ torch::Device parse_model_device(const std::string& name, const std::string& whe
     return torch::Device(name);
   }
   throw InputError(where, "unknown device '" + name + "', expected cpu, cuda or cuda:N");
-}
-
-torch::Tensor Transformer::embed(const torch::Tensor& tokens) const {
-  auto ids = tokens.to(options_.device, torch::kLong);
-  if (ids.numel() > 0) {
-    auto lo = ids.min().item<std::int64_t>();
-    auto hi = ids.max().item<std::int64_t>();
-    if (lo < 0 || hi >= config_.vocab_size)
-      throw InputError("tokens", "token id out of range [0, " +
-                                     std::to_string(config_.vocab_size) + "): found " +
-                                     std::to_string(lo < 0 ? lo : hi));
-  }
-  return torch::embedding(tok_embeddings_, ids);
 }
 
 torch::Tensor Transformer::norm(const Norm& n, const torch::Tensor& x) const {
@@ -207,10 +194,6 @@ torch::Tensor Transformer::hidden_after(const torch::Tensor& embeddings,
   auto g = geometry(x, valid);
   for (std::int64_t l = 0; l < layers; ++l) x = call_block(l, l + 1 < layers ? l + 1 : -1, x, g);
   return x;
-}
-
-torch::Tensor Transformer::logits(const torch::Tensor& hidden) const {
-  return cap_logits(torch::matmul(hidden, lm_head_.t()).to(compute_type(hidden)));
 }
 
 torch::Tensor Transformer::cap_logits(const torch::Tensor& products) const {

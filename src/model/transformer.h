@@ -21,6 +21,7 @@ namespace sparc {
 
 class Communicator;
 class BlockShards;
+class VocabTable;
 struct ShardedBlockBackward;
 
 struct ModelOptions {
@@ -31,9 +32,14 @@ struct ModelOptions {
   // and all-gathers a block's weights right before it runs (forward, and
   // again in backward); the next block's gather is issued while the current
   // one computes. Every rank must then run the same sequence of passes
-  // (see idle_pass). The embeddings, final norm and output layer stay whole
-  // on every rank: lookups and class scoring run outside that lockstep.
+  // (see idle_pass). The token embedding and the output layer are sharded
+  // too, by slices of vocabulary rows (model/vocab_shards.h): a lookup or
+  // the output layer is a pass over every slice, so they run in lockstep as
+  // well. Final norm and positions stay whole.
   Communicator* shard_comm = nullptr;
+  // Rows per vocabulary slice: the unit of work over the vocabulary, whole
+  // or sharded (never derived from the world size, so results are not).
+  std::int64_t vocab_slice_rows = 4096;
   // prefixed_hidden_at: run the last block's queries, output projection and
   // MLP at the requested positions only (about 10% less work in the
   // benchmark configuration), one sequence at a time, sharded or not (a
@@ -115,7 +121,12 @@ class Transformer {
   torch::Device device() const { return options_.device; }
 
   // Token ids [B, T] (int64) -> input embeddings [B, T, D] in the model dtype.
+  // Sharded: an exchange of ids and rows that every rank makes
+  // (model/vocab_shards.h).
   torch::Tensor embed(const torch::Tensor& tokens) const;
+  // Rows `ids` [n] of the output layer -> [n, D] (class scores); sharded,
+  // the same exchange.
+  torch::Tensor output_rows(const torch::Tensor& ids) const;
 
   // Runs the blocks and the final norm over input embeddings [B, S, D].
   // `valid` [B, S] (bool) marks real positions; padded ones are never
@@ -128,8 +139,14 @@ class Transformer {
   torch::Tensor hidden_after(const torch::Tensor& embeddings, const torch::Tensor& valid,
                              std::int64_t layers) const;
 
-  // Hidden states [..., D] -> logits [..., V] in float32 (float64 for a float64 model).
+  // Hidden states [..., D] -> logits [..., V] in float32 (float64 for a
+  // float64 model), computed slice by slice of the vocabulary (sharded:
+  // each slice gathered).
   torch::Tensor logits(const torch::Tensor& hidden) const;
+  // log p(target) [T] (f64) of each row of hidden [T, D] under the softmax
+  // over the whole vocabulary, without [T, V] logits: each slice's (max,
+  // sum of exp) folded in slice order, the same way whole or sharded.
+  torch::Tensor token_log_likelihoods(const torch::Tensor& hidden, const torch::Tensor& targets) const;
   // Output-layer products (hidden times rows of output_embedding()) as
   // logits: with the config's final soft-capping (Gemma 2) when it has one.
   torch::Tensor cap_logits(const torch::Tensor& products) const;
@@ -151,7 +168,8 @@ class Transformer {
                                    const torch::Tensor& attention_mask,
                                    const torch::Tensor& positions) const;
 
-  // The output embedding [V, D] (the token embedding when tied).
+  // The output embedding [V, D] (the token embedding when tied). Both are
+  // undefined when sharded: use embed and output_rows.
   const torch::Tensor& output_embedding() const { return lm_head_; }
   const torch::Tensor& token_embedding() const { return tok_embeddings_; }
 
@@ -166,23 +184,31 @@ class Transformer {
   // weights this rank keeps.
   bool sharded() const { return shards_ != nullptr; }
   std::int64_t resident_block_bytes() const;
+  // Bytes of the token embedding and the output layer (once when tied) this
+  // rank keeps, and has sent in their lookups and gathers so far (tag `gather`).
+  std::int64_t resident_vocab_bytes() const;
+  std::int64_t vocab_bytes_sent() const;
   // Sharded gathers served from the two reused buffers and from fresh
   // ones ({0, 0} unsharded): tests and benchmarks.
   std::pair<std::int64_t, std::int64_t> gather_buffer_uses() const;
   // Seconds this rank has waited for gathered block weights (0 unsharded).
   double gather_wait_seconds() const;
-  // The collectives of a pass over the first `layers` blocks (forward, then
-  // backward when `backward`), without computing anything: a rank that has
-  // no examples for a pass its peers run keeps step with them. No-op when
-  // not sharded.
-  void idle_pass(std::int64_t layers, bool backward) const;
+  // What a pass does with the output layer: nothing, rows of it
+  // (output_rows: class scores) or every slice (logits, token_log_likelihoods).
+  enum class OutputUse { kNone, kRows, kLogits };
+  // The collectives of a pass, without computing anything: the embedding
+  // lookup, the first `layers` blocks forward, the output layer's, then the
+  // blocks backward when `backward`. A rank that has no examples for a pass
+  // its peers run keeps step with them. No-op when not sharded.
+  void idle_pass(std::int64_t layers, bool backward, OutputUse output) const;
 
   // Blocks as configured (LoRA attaches here); a sharded model's block
   // weights are undefined outside a pass.
   std::vector<Block>& blocks() { return blocks_; }
   const std::vector<Block>& blocks() const { return blocks_; }
   // Every frozen tensor held whole on this rank by canonical name (tied
-  // embeddings appear once; a sharded model's block weights do not).
+  // embeddings appear once; a sharded model's blocks, embedding and output
+  // layer do not).
   std::vector<std::pair<std::string, torch::Tensor>> named_weights() const;
   std::int64_t parameter_count() const;
 
@@ -240,6 +266,7 @@ class Transformer {
   std::vector<Block> blocks_;
   const DropoutKeys* dropout_ = nullptr;
   std::shared_ptr<BlockShards> shards_;
+  std::shared_ptr<VocabTable> embed_table_, output_table_;  // one table when tied
   std::int64_t parameter_count_ = 0;
   mutable std::int64_t kept_bytes_ = 0;  // this forward pass's kept blocks (keeps_block)
 };

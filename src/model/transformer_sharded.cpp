@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "model/block_shards.h"
 #include "model/transformer.h"
+#include "model/vocab_shards.h"
 
 namespace sparc {
 
@@ -214,9 +215,13 @@ torch::Tensor Transformer::call_last_block_at(const torch::Tensor& x, const Geom
   return recomputing_node(l, g, x, params, rows, y);
 }
 
-void Transformer::idle_pass(std::int64_t layers, bool backward) const {
+void Transformer::idle_pass(std::int64_t layers, bool backward, OutputUse output) const {
   if (!shards_) return;
+  const auto none = torch::zeros({0}, torch::kLong);
+  embed_table_->lookup(none);
   for (std::int64_t l = 0; l < layers; ++l) shards_->gather(l, l + 1 < layers ? l + 1 : -1);
+  if (output == OutputUse::kRows) output_table_->lookup(none);
+  if (output == OutputUse::kLogits) output_table_->idle_slices();
   if (backward)
     for (std::int64_t l = layers - 1; l >= 0; --l) shards_->gather(l, l - 1);
 }

@@ -13,6 +13,7 @@
 #include "core/random.h"
 #include "model/block_shards.h"
 #include "model/transformer.h"
+#include "model/vocab_shards.h"
 
 namespace sparc {
 namespace {
@@ -63,6 +64,7 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
       block.emplace_back(name, shape);
       continue;
     }
+    if (shard && (name == "tok_embeddings" || name == "lm_head.weight")) continue;  // by slices, below
     loaded[name] = source.load(name).to(options_.device, options_.dtype).contiguous();
   }
   if (!block.empty()) shards_->add_block(source, block);
@@ -73,6 +75,18 @@ Transformer::Transformer(const WeightSource& source, const ModelOptions& options
   tok_embeddings_ = take("tok_embeddings");
   pos_embeddings_ = take("pos_embeddings");
   lm_head_ = config_.tie_embeddings ? tok_embeddings_ : take("lm_head.weight");
+  const std::int64_t G = options_.vocab_slice_rows;
+  // Sharded: the embedding's and the output layer's slices in one store.
+  auto vocab_store = shard ? std::make_shared<BlockShards>(*options_.shard_comm, options_.dtype,
+                                                          options_.device)
+                           : nullptr;
+  auto table = [&](const std::string& n, const torch::Tensor& whole) {
+    if (!shard) return std::make_shared<VocabTable>(whole, G);
+    return std::make_shared<VocabTable>(source, n, config_.vocab_size, config_.dim, G, vocab_store,
+                                        *options_.shard_comm);
+  };
+  embed_table_ = table("tok_embeddings", tok_embeddings_);
+  output_table_ = config_.tie_embeddings ? embed_table_ : table("lm_head.weight", lm_head_);
   final_norm_ = {take("norm.weight"), take("norm.bias")};
   const std::int64_t D = config_.dim, F = config_.ffn_dim;
   const std::int64_t Q = config_.q_dim(), KV = config_.kv_dim();

@@ -29,7 +29,7 @@ torch::Tensor class_scores(RunContext& c, const std::vector<const EncodedExample
   auto h_last = model.prefixed_hidden_at(tokens, prefix, valid, pos);  // [B, D]
   auto label_ids = torch::tensor(std::vector<std::int64_t>(labels.begin(), labels.end()),
                                  torch::kLong).to(model.device());
-  auto w = model.output_embedding().index_select(0, label_ids);  // [C, D]
+  auto w = model.output_rows(label_ids);  // [C, D]; sharded, an exchange of those rows
   return model.cap_logits(torch::matmul(h_last, w.t()).to(torch::kFloat32));  // Gemma 2 soft-caps
 }
 
@@ -51,7 +51,7 @@ std::int64_t count_correct(RunContext& c, const std::vector<const EncodedExample
     auto pa = pred.accessor<std::int64_t, 1>();
     for (size_t b = 0; b < batch.size(); ++b) correct += pa[std::int64_t(b)] == batch[b]->label;
   }
-  c.idle_passes(mine, most, c.model->config().n_layers);
+  c.idle_passes(mine, most, c.model->config().n_layers, Transformer::OutputUse::kRows);
   auto t = torch::tensor({correct}, torch::kInt64);
   c.ranks.sum(t, CommTag::kEval);
   return t.item<std::int64_t>();
@@ -87,12 +87,12 @@ double routed_accuracy(RunContext& c, std::size_t j, std::int64_t* routed_right)
   const auto& test = c.data[j].test;
   std::int64_t passes = 0;
   for (size_t i = 0; i < test.size(); ++i)
-    passes += c.mine(std::int64_t(i)) && features_run_blocks(c, test[i]);
+    passes += c.mine(std::int64_t(i)) && features_make_pass(c, test[i]);
   const std::int64_t most = c.most_passes(passes);
   auto routes = torch::zeros({std::int64_t(test.size())}, torch::kInt64);  // route + 1; 0 elsewhere
   for (size_t i = 0; i < test.size(); ++i)
     if (c.mine(std::int64_t(i))) routes[std::int64_t(i)] = route_example(c, test[i]) + 1;
-  c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
+  c.idle_passes(passes, most, features_layers(c), Transformer::OutputUse::kNone);
   c.ranks.sum(routes, CommTag::kEval);
   std::vector<std::vector<const EncodedExample*>> groups(c.library.size());
   std::int64_t right = 0;
@@ -171,13 +171,14 @@ double perplexity(RunContext& c) {
     const auto& ids = texts[i];
     if (ids.size() < 2 || !c.mine(std::int64_t(i))) continue;
     auto t = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0);
-    auto logits = c.model->forward(t).squeeze(0).to(torch::kFloat64);
-    auto logp = torch::log_softmax(logits.slice(0, 0, -1), -1);
-    auto target = t.squeeze(0).slice(0, 1).unsqueeze(1).to(logp.device());
-    slots[std::int64_t(i)] = -logp.gather(1, target).sum().item<double>();
+    // log p of each next token under the softmax over the whole vocabulary,
+    // slice by slice (Transformer::token_log_likelihoods), sharded or not.
+    auto hidden = c.model->prefixed_hidden_states(t, {}, {}).squeeze(0).slice(0, 0, -1);
+    auto target = t.squeeze(0).slice(0, 1);
+    slots[std::int64_t(i)] = -c.model->token_log_likelihoods(hidden, target).sum().item<double>();
     count += target.size(0);
   }
-  c.idle_passes(passes, most, c.model->config().n_layers);
+  c.idle_passes(passes, most, c.model->config().n_layers, Transformer::OutputUse::kLogits);
   const double nll = sum_in_unit_order(c.world() > 1 ? c.ranks.comm : nullptr, slots, CommTag::kEval);
   auto counts = torch::tensor({count}, torch::kInt64);
   c.ranks.sum(counts, CommTag::kEval);

@@ -51,6 +51,7 @@ struct RunContext {
   std::unique_ptr<Transformer> model;
   std::vector<TaskData> data;
   std::vector<std::vector<std::int32_t>> token_pools;  // train input tokens per task (init sampling)
+  std::vector<torch::Tensor> sampled_rows;  // per task: its sampled prompt rows [P, D] (f64, host)
   std::int64_t rss_before_model_kb = 0;
   std::uint64_t fingerprint = 0;  // of the base model (checkpoints)
 
@@ -93,12 +94,15 @@ struct RunContext {
   // small all-reduce; no collective at all when the model is not sharded).
   std::int64_t most_passes(std::int64_t passes);
   // After the loop: idle passes up to `most`.
+  // `layers` and `output` as Transformer::idle_pass.
   void idle_passes(std::int64_t done, std::int64_t most, std::int64_t layers,
-                   bool backward = false);
+                   Transformer::OutputUse output, bool backward = false);
 
   // What the method reads of the run.
   MethodContext method_context();
-  // P token embeddings [P, D] (f64) sampled from task `task`'s training tokens.
+  // P token embeddings [P, D] (f64) sampled from task `task`'s training
+  // tokens: looked up once for every task by load_inputs, on every rank (a
+  // sharded lookup is a collective, and methods ask for them on some paths only).
   torch::Tensor sampled_token_embeddings(std::size_t task);
 };
 
@@ -118,7 +122,9 @@ void load_inputs(RunContext& c);
 void compute_subspaces(RunContext& c);
 // The vectors an example contributes to its task's PCA and to routing.
 torch::Tensor pca_features(RunContext& c, const EncodedExample& e);
-// Whether pca_features(e) runs the blocks.
-bool features_run_blocks(const RunContext& c, const EncodedExample& e);
+// Whether pca_features(e) makes a pass over the model (a lookup, and the
+// blocks up to features_layers(c)): what most_passes counts.
+bool features_make_pass(const RunContext& c, const EncodedExample& e);
+std::int64_t features_layers(const RunContext& c);
 
 }  // namespace sparc

@@ -2,6 +2,8 @@
 // RunContext that every part uses.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 
 #include "ckpt/checkpoint.h"
@@ -63,6 +65,11 @@ void load_model(RunContext& c) {
   // The last block at the scored positions only (~10% of a step), alike on
   // every rank and sharded or not, so the same bits hold at any world size.
   opt.prune_last_block = true;
+  // Rows per vocabulary slice (model/vocab_shards.h). SPARC_VOCAB_SLICE_ROWS
+  // overrides the default for tests, so that small vocabularies span several
+  // slices; runs compared for the same bits must use the same value.
+  if (const char* v = std::getenv("SPARC_VOCAB_SLICE_ROWS"); v != nullptr && *v != '\0')
+    opt.vocab_slice_rows = std::max<std::int64_t>(1, std::atoll(v));
   c.rss_before_model_kb = resident_kb();
   c.model = std::make_unique<Transformer>(*source, opt);
   for (const auto& t : cfg.lora.targets)
@@ -79,8 +86,10 @@ void load_model(RunContext& c) {
   if (auto line = settle_threads_for_model(c.model->config().dim); !line.empty()) spdlog::info(line);
   spdlog::info("model {}: {} ({} parameters, {}{})", m.path, c.model->config().summary(),
                c.model->parameter_count(), m.dtype,
-               c.model->sharded() ? fmt::format("; layer-sharded: {:.1f} MB of blocks on this rank",
-                                                double(c.model->resident_block_bytes()) / 1e6)
+               c.model->sharded() ? fmt::format("; layer-sharded: {:.1f} MB of blocks and {:.1f} MB "
+                                                "of embedding and output layer on this rank",
+                                                double(c.model->resident_block_bytes()) / 1e6,
+                                                double(c.model->resident_vocab_bytes()) / 1e6)
                                   : "");
 }
 
@@ -148,21 +157,36 @@ std::int64_t RunContext::most_passes(std::int64_t passes) {
 }
 
 void RunContext::idle_passes(std::int64_t done, std::int64_t most, std::int64_t layers,
-                             bool backward) {
-  for (std::int64_t k = done; k < most; ++k) model->idle_pass(layers, backward);
+                             Transformer::OutputUse output, bool backward) {
+  for (std::int64_t k = done; k < most; ++k) model->idle_pass(layers, backward, output);
 }
 
 torch::Tensor RunContext::sampled_token_embeddings(std::size_t task) {
-  const auto& pool = token_pools[task];
+  return sampled_rows.at(task);
+}
+
+namespace {
+
+// Every task's sampled prompt rows in one lookup, made by every rank.
+void sample_prompt_rows(RunContext& c) {
   std::vector<std::int64_t> ids;
-  for (int p = 0; p < cfg.prompt.length; ++p) {
-    double u = uniform01(random_key({cfg.seed, task, kInitStream, std::uint64_t(p)}));
-    ids.push_back(pool[size_t(u * double(pool.size()))]);
+  for (std::size_t task = 0; task < c.token_pools.size(); ++task) {
+    const auto& pool = c.token_pools[task];
+    for (int p = 0; p < c.cfg.prompt.length; ++p) {
+      double u = uniform01(random_key({c.cfg.seed, task, kInitStream, std::uint64_t(p)}));
+      ids.push_back(pool[size_t(u * double(pool.size()))]);
+    }
   }
   torch::NoGradGuard no_grad;
-  return model->token_embedding().index({torch::tensor(ids, torch::kLong)})
-      .to(torch::kCPU, torch::kFloat64);
+  auto rows = c.model->embed(torch::tensor(ids, torch::kLong).unsqueeze(0))
+                  .squeeze(0)
+                  .to(torch::kCPU, torch::kFloat64);
+  c.sampled_rows.clear();
+  for (std::size_t task = 0; task < c.token_pools.size(); ++task)
+    c.sampled_rows.push_back(rows.narrow(0, std::int64_t(task) * c.cfg.prompt.length, c.cfg.prompt.length));
 }
+
+}  // namespace
 
 MethodContext RunContext::method_context() {
   return MethodContext{cfg, *model, library,
@@ -196,6 +220,7 @@ void load_inputs(RunContext& c) {
   } else if (!error.empty()) {
     throw InputError("", error);
   }
+  sample_prompt_rows(c);
 }
 
 }  // namespace sparc

@@ -109,7 +109,7 @@ StepUnits run_step_units(RunContext& c, size_t t, std::int64_t step, const TaskR
     // Layer sharding: a rank without a unit in this round still joins the
     // gathers of its peers' forward and backward.
     if (u >= units) {
-      c.model->idle_pass(c.model->config().n_layers, true);
+      c.model->idle_pass(c.model->config().n_layers, true, Transformer::OutputUse::kRows);
       continue;
     }
     std::vector<const EncodedExample*> batch;

@@ -13,8 +13,10 @@
 
 namespace sparc {
 
-bool features_run_blocks(const RunContext& c, const EncodedExample& e) {
-  return c.cfg.pca.source == "hidden" && c.cfg.pca.hidden_layer > 0 && !e.input_ids.empty();
+bool features_make_pass(const RunContext&, const EncodedExample& e) { return !e.input_ids.empty(); }
+
+std::int64_t features_layers(const RunContext& c) {
+  return c.cfg.pca.source == "hidden" ? std::max<std::int64_t>(0, c.cfg.pca.hidden_layer) : 0;
 }
 
 // Its input tokens' embeddings, their hidden states after a layer, or their mean.
@@ -78,7 +80,7 @@ CovarianceAccumulator accumulate_exactly(RunContext& c, const std::vector<Encode
   };
   std::int64_t passes = 0;
   for (std::int64_t i = 0; i < n; ++i)
-    passes += mine(i) && take[size_t(i)] != 0 && features_run_blocks(c, train[size_t(i)]);
+    passes += mine(i) && take[size_t(i)] != 0 && features_make_pass(c, train[size_t(i)]);
 
   // Pass 1: the largest |x|. Its features are kept for pass 2 when every
   // rank's share fits the budget (decided alike on every rank from the
@@ -96,7 +98,7 @@ CovarianceAccumulator accumulate_exactly(RunContext& c, const std::vector<Encode
     if (x.numel() > 0 && !std::isfinite(x.sum().item<double>())) largest = INFINITY;
     if (keep) kept[i] = x;
   }
-  c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
+  c.idle_passes(passes, most, features_layers(c), Transformer::OutputUse::kNone);
   auto m = torch::tensor({largest}, torch::kFloat64);
   c.ranks.max(m, CommTag::kPca);
   largest = m.item<double>();
@@ -118,7 +120,7 @@ CovarianceAccumulator accumulate_exactly(RunContext& c, const std::vector<Encode
     }
     sum.add(unit.pack());
   }
-  if (!keep) c.idle_passes(passes, most, c.cfg.pca.hidden_layer);
+  if (!keep) c.idle_passes(passes, most, features_layers(c), Transformer::OutputUse::kNone);
   auto packed = sum.reduce(c.ranks.comm, CommTag::kPca);
   CovarianceAccumulator acc(D);
   acc.unpack(packed);

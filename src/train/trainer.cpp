@@ -153,6 +153,7 @@ ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {
       c.method->initial_record(c.method_context(), 0, c.data[0].name, c.subspaces[0], false);
   if (c.ranks.comm) c.ranks.comm->reset_counters();
   const double waited_before = c.model->gather_wait_seconds();
+  const std::int64_t vocab_before = c.model->vocab_bytes_sent();
   c.step_limit = steps + 1;  // the first step warms up and is not timed
   c.progress_line = false;
   train_task(c, 0, entry);
@@ -168,6 +169,7 @@ ContinualTrainer::StepBench ContinualTrainer::bench_steps(int steps) {
     b.grad_bytes_per_step = double(c.ranks.comm->counters(CommTag::kGrad).bytes) / all_steps;
     b.gather_bytes_per_step = double(c.ranks.comm->counters(CommTag::kGather).bytes) / all_steps;
     b.gather_wait_ms_per_step = 1000 * (c.model->gather_wait_seconds() - waited_before) / all_steps;
+    b.vocab_bytes_per_step = double(c.model->vocab_bytes_sent() - vocab_before) / all_steps;
   }
   b.mean_example_tokens =
       double(c.timed_tokens) / double(c.timed_examples) - double(c.cfg.prompt.length);

@@ -51,6 +51,7 @@ class ContinualTrainer {
     double ms_per_step = 0, tokens_per_s = 0;
     double grad_bytes_per_step = 0, gather_bytes_per_step = 0;
     double gather_wait_ms_per_step = 0;  // this rank blocked waiting for gathered blocks
+    double vocab_bytes_per_step = 0;  // of the gathers: the embedding's and output layer's
     double mean_example_tokens = 0;  // prompt excluded
     std::int64_t rss_before_model_kb = 0;  // resident memory just before the model was loaded
     std::int64_t steps = 0, trainable_params = 0;

@@ -24,8 +24,20 @@ def block_params(m):
     return 2 * m["dim"] * m["dim"] + 2 * m["dim"] * kv + 3 * m["dim"] * m["ffn"] + 2 * m["dim"]
 
 
-def whole_params(m):  # held whole on every rank: embeddings, final norm, output layer
-    return m["vocab"] * m["dim"] * (1 if m["tied"] else 2) + m["dim"]
+def vocab_params(m):  # the token embedding and the output layer (one table when tied)
+    return m["vocab"] * m["dim"] * (1 if m["tied"] else 2)
+
+
+VOCAB_SLICE_ROWS = 4096  # ModelOptions::vocab_slice_rows
+
+
+def lookup_bytes(m, ids, ranks, wbytes):
+    """Upper bound of the bytes a rank contributes to one sharded vocabulary
+    lookup (model/vocab_shards.h) of `ids` ids per rank: its count, its ids,
+    and the rows it owns of the distinct ids asked for (all distinct, spread
+    evenly: at most min(V, ids x N) / N rows)."""
+    rows = -(-min(m["vocab"], ids * ranks) // ranks)
+    return 8 + 8 * ids + rows * m["dim"] * wbytes
 
 
 def step_flops_per_token(m, seq):
@@ -39,7 +51,8 @@ def step_flops_per_token(m, seq):
 
 
 def cost(m, ranks, seqs_per_rank, seq, wbytes=2, peak=990e12, mfu=0.4, bw_intra=300e9,
-         bw_inter=45e9, per_node=8, trainable=2000, sharded=True, deterministic=True):
+         bw_inter=45e9, per_node=8, trainable=2000, sharded=True, unit_size=4, prompt=20, classes=2,
+         deterministic=True):
     L = m["layers"]
     blk = block_params(m) * wbytes
     n = ranks
@@ -53,12 +66,28 @@ def cost(m, ranks, seqs_per_rank, seq, wbytes=2, peak=990e12, mfu=0.4, bw_intra=
     # The largest transient: one block's recomputation in backward, dominated by
     # the attention probabilities (f32) and the MLP's hidden activations.
     transient = seqs_per_rank * m["heads"] * seq * seq * 4 + 3 * tokens * m["ffn"] * wbytes
-    out["weights_gb"] = (held_blocks + whole_params(m) * wbytes) / 1e9
+    # The embedding and output layer: 1/N of every slice's rows when sharded;
+    # a pass over the vocabulary (perplexity's logits) adds two gathered slices.
+    held_vocab = vocab_params(m) * wbytes / n if sharded and n > 1 else vocab_params(m) * wbytes
+    if sharded and n > 1:
+        gathered += 2 * min(VOCAB_SLICE_ROWS, m["vocab"]) * m["dim"] * wbytes
+    out["vocab_gb"] = held_vocab / 1e9
+    out["weights_gb"] = (held_blocks + held_vocab + m["dim"] * wbytes) / 1e9
     out["gather_buffers_gb"] = gathered / 1e9
     out["activations_gb"] = (saved + transient) / 1e9
     out["memory_per_rank_gb"] = out["weights_gb"] + out["gather_buffers_gb"] + out["activations_gb"]
     # Every block is gathered in forward and again in backward (recomputation).
     out["gather_bytes_per_step"] = 2 * L * blk * (n - 1) / n if sharded and n > 1 else 0
+    # Each unit (rounds per rank) looks up its tokens' embeddings and its
+    # classes' output rows: exchanges whose bytes follow the ids (bounds).
+    if sharded and n > 1:
+        rounds = -(-seqs_per_rank // unit_size)
+        ids = unit_size * (seq - prompt)
+        out["vocab_bytes_per_step"] = rounds * (lookup_bytes(m, ids, n, wbytes) +
+                                                lookup_bytes(m, classes, n, wbytes))
+        out["gather_bytes_per_step"] += out["vocab_bytes_per_step"]
+    else:
+        out["vocab_bytes_per_step"] = 0
     # train.deterministic (the default): int64 fixed point, 8 bytes a
     # parameter, plus one f64 MAX for the one trainable tensor of `sparc`;
     # otherwise a float32 all-reduce.
@@ -109,8 +138,11 @@ def main():
         m = MODELS["d512"]
         wbytes = 2 if r["dtype"] == "bf16" else 4
         c = cost(m, r["world_size"], r["batch"] // r["world_size"], int(r["seq_len"]) + r["prompt_len"],
-                 wbytes=wbytes, trainable=r["trainable_params"], sharded=r["sharding"] != "none")
+                 wbytes=wbytes, trainable=r["trainable_params"], sharded=r["sharding"] != "none",
+                 prompt=r["prompt_len"])
+        # Blocks: exact; the vocabulary lookups: a bound (they follow the distinct ids).
         print(json.dumps({"gather_bytes_per_step": [c["gather_bytes_per_step"], r["gather_bytes_per_step"]],
+                          "of_which_vocabulary_lookups_at_most": c["vocab_bytes_per_step"],
                           "allreduce_bytes_per_step": [c["allreduce_bytes_per_step"],
                                                        r["grad_allreduce_bytes_per_step"]],
                           "model_flops_per_token": [step_flops_per_token(m, int(r["seq_len"]) + r["prompt_len"]),

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 
 #include "comm/communicator.h"
 #include "model/hf_model.h"
@@ -88,6 +89,28 @@ Pass run(Transformer& m, const std::vector<std::shared_ptr<LoraAdapter>>& lora) 
   return p;
 }
 
+// The tokens `run` draws first.
+torch::Tensor run_tokens(const ModelConfig& c) {
+  auto gen = at::detail::createCPUGenerator(3);
+  return at::randint(c.vocab_size, {2, 7}, gen);
+}
+
+// Bytes a rank contributes to one sharded lookup on 2 ranks when both ask
+// for `ids`: its count, its ids, and rows for the most distinct ids one
+// rank owns (rank r owns rows [r q, (r + 1) q) of each slice of G rows, q =
+// ceil(rows of the slice / 2)), 4 bytes a value.
+std::int64_t lookup_bytes(const torch::Tensor& ids, const ModelConfig& c, std::int64_t G) {
+  std::set<std::int64_t> distinct;
+  auto flat = ids.reshape(-1).contiguous();
+  for (std::int64_t i = 0; i < flat.numel(); ++i) distinct.insert(flat[i].item<std::int64_t>());
+  std::int64_t owned[2] = {0, 0};
+  for (auto v : distinct) {
+    const std::int64_t s = v / G, rows = std::min(G, c.vocab_size - s * G), q = (rows + 1) / 2;
+    ++owned[(v - s * G) / q];
+  }
+  return 8 + 8 * flat.numel() + std::max(owned[0], owned[1]) * c.dim * 4;
+}
+
 // |a - b| <= 1e-6 relative to the scale of b (values here are O(1) to O(100)).
 void expect_close(const torch::Tensor& a, const torch::Tensor& b, const std::string& what) {
   ASSERT_TRUE(a.defined() && b.defined()) << what;
@@ -123,8 +146,9 @@ TEST_P(Sharded, LogitsAndGradientsMatchTheWholeModel) {
     expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
 
   // One gather per block in forward and one in backward, each moving this
-  // rank's half of the block (padded to an even split).
-  EXPECT_EQ(gather.calls, 2 * c.n_layers);
+  // rank's half of the block (padded to an even split); the lookup's three
+  // collectives; the output layer (61 rows: one slice) for the logits.
+  EXPECT_EQ(gather.calls, 2 * c.n_layers + 3 + 1);
   std::int64_t expect_bytes = 0, whole_bytes = 0;
   for (const auto& [name, t] : whole.named_weights())
     if (name.rfind("layers.", 0) == 0) whole_bytes += t.numel() * 4;
@@ -134,7 +158,8 @@ TEST_P(Sharded, LogitsAndGradientsMatchTheWholeModel) {
       if (name.rfind("layers." + std::to_string(l) + ".", 0) == 0) n += t.numel();
     expect_bytes += 2 * ((n + 1) / 2) * 4;
   }
-  EXPECT_EQ(gather.bytes, expect_bytes);
+  EXPECT_EQ(gather.bytes, expect_bytes + lookup_bytes(run_tokens(c), c, c.vocab_size) +
+                              (c.vocab_size + 1) / 2 * c.dim * 4);
   EXPECT_EQ(sharded.resident_block_bytes(), expect_bytes / 2);
   EXPECT_LE(double(sharded.resident_block_bytes()), 0.5 * double(whole_bytes) + 4 * c.n_layers);
   EXPECT_EQ(sharded.parameter_count(), whole.parameter_count());
@@ -178,7 +203,7 @@ TEST(ShardedLockstep, IdleRankKeepsStepWithAComputingRank) {
     for (size_t i = 0; i < s.lora_grads.size(); ++i)
       expect_close(s.lora_grads[i], w.lora_grads[i], "LoRA gradient " + std::to_string(i));
   } else {
-    sharded.idle_pass(c.n_layers, /*backward=*/true);
+    sharded.idle_pass(c.n_layers, /*backward=*/true, Transformer::OutputUse::kLogits);
   }
   g_comm->barrier(CommTag::kControl);
 }
@@ -208,7 +233,7 @@ TEST(ShardedRecompute, EveryModeMatchesAndGathersAlike) {
     auto ls = attach_lora(sharded);
     g_comm->reset_counters();
     Pass s = run(sharded, ls);
-    EXPECT_EQ(g_comm->counters(CommTag::kGather).calls, 2 * c.n_layers);
+    EXPECT_EQ(g_comm->counters(CommTag::kGather).calls, 2 * c.n_layers + 4);  // + lookup, logits
     // Every gather lands in one of the two reused buffers when no block is
     // kept for backward; a kept block holds its buffer, so later gathers
     // take fresh ones.
@@ -237,7 +262,7 @@ TEST(ShardedRecompute, EveryModeMatchesAndGathersAlike) {
   if (g_comm->rank() == 0)
     expect_close(run(sharded, ls).prefix_grad, w.prefix_grad, "prompt gradient beside an idle rank");
   else
-    sharded.idle_pass(c.n_layers, /*backward=*/true);
+    sharded.idle_pass(c.n_layers, /*backward=*/true, Transformer::OutputUse::kLogits);
   g_comm->barrier(CommTag::kControl);
 }
 
@@ -265,7 +290,7 @@ TEST(ShardedPrune, PrunedLastBlockMatchesTheWholeModel) {
     Pass p;
     p.logits = m.prefixed_hidden_at(tokens, prefix, mask, positions);
     (p.logits * w).sum().backward();
-    if (shard) EXPECT_EQ(g_comm->counters(CommTag::kGather).calls, 2 * c.n_layers);
+    if (shard) EXPECT_EQ(g_comm->counters(CommTag::kGather).calls, 2 * c.n_layers + 3);  // + lookup
     p.prefix_grad = prefix.grad();
     for (const auto& a : lora) p.lora_grads.push_back(a->a.grad()), p.lora_grads.push_back(a->b.grad());
     return p;
@@ -362,6 +387,144 @@ TEST(ShardedFamilies, GemmaBlocksMatchTheWholeModel) {
   expect_family_sharded_like_whole(c, [](const Transformer& sharded) {
     return sharded.blocks()[2].post_mlp_norm.weight.defined();
   });
+}
+
+// Vocabulary sharding: the embedding and the output layer in slices of 16
+// rows (61 = 3 x 16 + 13: a short last slice, and 61 rows not divisible by
+// the 2 ranks). Lookups return the source's rows exactly; logits, gradients
+// and log-likelihoods are the bits of the whole model slicing alike, and
+// within 1e-6 of the whole model computing the output layer in one product.
+void expect_vocab_sharded_like_whole(const ModelConfig& c) {
+  ASSERT_EQ(g_comm->size(), 2) << "run under mpirun -np 2";
+  constexpr std::int64_t G = 16;
+  const std::int64_t slices = (c.vocab_size + G - 1) / G;
+  auto src = weights(c);
+  const torch::Tensor emb = src->tensors().at("tok_embeddings");
+  const torch::Tensor head = c.tie_embeddings ? emb : src->tensors().at("lm_head.weight");
+  ModelOptions wopt;
+  wopt.vocab_slice_rows = G;
+  Transformer whole(*src, wopt), plain(*src, {});
+  ModelOptions opt = wopt;
+  opt.shard_comm = g_comm;
+  Transformer sharded(*src, opt);
+  EXPECT_FALSE(sharded.token_embedding().defined()) << "the embedding must not stay whole";
+  EXPECT_FALSE(sharded.output_embedding().defined()) << "the output layer must not stay whole";
+
+  // Each table keeps half of every slice's rows (an odd count rounds up).
+  const std::int64_t tables = c.tie_embeddings ? 1 : 2;
+  std::int64_t half = 0;
+  for (std::int64_t s = 0; s < slices; ++s) half += (std::min(G, c.vocab_size - s * G) + 1) / 2 * c.dim * 4;
+  EXPECT_EQ(sharded.resident_vocab_bytes(), tables * half);
+  EXPECT_EQ(whole.resident_vocab_bytes(), tables * c.vocab_size * c.dim * 4);
+
+  {
+    torch::NoGradGuard no_grad;
+    // Every slice, both ends of each, a repeat.
+    auto ids = torch::tensor({60, 0, 15, 16, 31, 32, 47, 48, 60, 7}, torch::kLong);
+    g_comm->reset_counters();
+    auto looked = sharded.embed(ids.view({2, 5}));
+    const auto exchange = g_comm->counters(CommTag::kGather);
+    EXPECT_EQ(exchange.calls, 3) << "counts, ids, rows";
+    EXPECT_EQ(exchange.bytes, lookup_bytes(ids, c, G)) << "bytes follow the ids, not the vocabulary";
+    EXPECT_TRUE(torch::equal(looked.reshape({10, c.dim}), emb.index_select(0, ids)));
+    EXPECT_TRUE(torch::equal(sharded.output_rows(ids), head.index_select(0, ids)));
+    // Rank 1 asks for nothing beside rank 0's ids (it still serves its rows),
+    // then neither asks.
+    auto some = g_comm->rank() == 0 ? ids.narrow(0, 0, 6) : torch::zeros({0}, torch::kLong);
+    EXPECT_TRUE(torch::equal(sharded.output_rows(some), head.index_select(0, some)));
+    EXPECT_EQ(sharded.output_rows(torch::zeros({0}, torch::kLong)).size(0), 0);
+
+    // log p(target) against an independent log-softmax in f64 of the whole
+    // model's logits (one product over the vocabulary).
+    auto gen = at::detail::createCPUGenerator(8);
+    auto tokens = at::randint(c.vocab_size, {1, 9}, gen);
+    auto h = plain.prefixed_hidden_states(tokens, {}, {}).squeeze(0);
+    auto targets = torch::tensor({60, 0, 16, 15, 47, 48, 33, 2, 59}, torch::kLong);
+    auto ref = torch::log_softmax(plain.logits(h).to(torch::kFloat64), -1)
+                   .gather(1, targets.unsqueeze(1)).squeeze(1);
+    auto ll_s = sharded.token_log_likelihoods(h, targets);
+    auto ll_w = whole.token_log_likelihoods(h, targets);
+    EXPECT_TRUE(torch::equal(ll_s, ll_w)) << "sharded and whole log-likelihoods differ in bits";
+    EXPECT_LE((ll_s - ref).abs().max().item<double>(), 1e-6 * std::max(1.0, ref.abs().max().item<double>()));
+  }
+
+  auto lw = attach_lora(whole), ls = attach_lora(sharded), lp = attach_lora(plain);
+  g_comm->reset_counters();
+  Pass s = run(sharded, ls);
+  const auto gather = g_comm->counters(CommTag::kGather);
+  Pass w = run(whole, lw), p = run(plain, lp);
+  // Forward: the lookup's exchange, the blocks, the output layer's slices; backward: the blocks.
+  EXPECT_EQ(gather.calls, 2 * c.n_layers + 3 + slices);
+  EXPECT_TRUE(torch::equal(s.logits, w.logits)) << "sharded and whole logits differ in bits";
+  expect_close(s.logits, p.logits, "logits against one output product");
+  expect_close(s.prefix_grad, p.prefix_grad, "prompt gradient");
+  ASSERT_EQ(s.lora_grads.size(), p.lora_grads.size());
+  for (size_t i = 0; i < s.lora_grads.size(); ++i)
+    expect_close(s.lora_grads[i], p.lora_grads[i], "LoRA gradient " + std::to_string(i));
+  g_comm->barrier(CommTag::kControl);
+}
+
+TEST(ShardedVocab, UntiedLlamaMatchesTheWholeModel) { expect_vocab_sharded_like_whole(config(Arch::kLlama)); }
+
+TEST(ShardedVocab, TiedGpt2MatchesTheWholeModel) { expect_vocab_sharded_like_whole(config(Arch::kGpt2)); }
+
+// Gemma 2's soft-capped final logits, with tied embeddings as Gemma has.
+TEST(ShardedVocab, TiedSoftCappedGemmaMatchesTheWholeModel) {
+  auto c = config(Arch::kLlama);
+  c.qkv_bias = false;
+  c.gemma = true;
+  c.final_softcap = 4.0;
+  c.tie_embeddings = true;
+  expect_vocab_sharded_like_whole(c);
+}
+
+// Uneven work with the vocabulary sharded: rank 0 scores two units of class
+// scores (lookup, blocks, output rows, backward) and one text's
+// log-likelihoods; rank 1 scores one unit, then idles through the rest
+// (idle_pass with the output layer), and rank 0's results match the whole
+// model's.
+TEST(ShardedVocab, IdleRankKeepsStepThroughLookupsAndOutput) {
+  const auto c = config(Arch::kLlama);
+  auto src = weights(c);
+  ModelOptions wopt;
+  wopt.vocab_slice_rows = 16;
+  ModelOptions opt = wopt;
+  opt.shard_comm = g_comm;
+  opt.prune_last_block = wopt.prune_last_block = true;
+  Transformer sharded(*src, opt), whole(*src, wopt);
+  auto gen = at::detail::createCPUGenerator(6);
+  auto tokens = at::randint(c.vocab_size, {2, 6}, gen);
+  auto labels = torch::tensor({3, 50}, torch::kLong);  // two "classes" in different slices
+  auto unit = [&](Transformer& m, std::uint64_t seed) {
+    auto prefix = at::randn({2, c.dim}, at::detail::createCPUGenerator(seed)).requires_grad_(true);
+    auto h = m.prefixed_hidden_at(tokens, prefix, {}, torch::tensor({7, 7}, torch::kLong));
+    auto scores = torch::matmul(h, m.output_rows(labels).t());
+    scores.sum().backward();
+    return std::pair{scores.detach(), prefix.grad()};
+  };
+  const int mine = g_comm->rank() == 0 ? 2 : 1;
+  for (int u = 0; u < 2; ++u) {
+    if (u >= mine) {
+      sharded.idle_pass(c.n_layers, /*backward=*/true, Transformer::OutputUse::kRows);
+      continue;
+    }
+    auto [s_scores, s_grad] = unit(sharded, 10 + u);
+    auto [w_scores, w_grad] = unit(whole, 10 + u);
+    expect_close(s_scores, w_scores, "class scores of unit " + std::to_string(u));
+    expect_close(s_grad, w_grad, "prompt gradient of unit " + std::to_string(u));
+  }
+  torch::NoGradGuard no_grad;
+  auto text = tokens.narrow(0, 0, 1);
+  auto targets = text.squeeze(0).slice(0, 1);
+  if (g_comm->rank() == 0) {
+    auto ll = [&](Transformer& m) {
+      return m.token_log_likelihoods(m.prefixed_hidden_states(text, {}, {}).squeeze(0).slice(0, 0, -1), targets);
+    };
+    expect_close(ll(sharded), ll(whole), "log-likelihoods beside an idle rank");
+  } else {
+    sharded.idle_pass(c.n_layers, /*backward=*/false, Transformer::OutputUse::kLogits);
+  }
+  g_comm->barrier(CommTag::kControl);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 # runs), one thread per rank: sparc+lora on 3 ranks and on 2 ranks sharded,
 # a run with the orthogonality penalty on 2 ranks, and PCA on hidden states
 # (features kept or computed twice) on 2 sharded ranks, each byte-identical
-# to the 1-rank run (once on 2 threads) (library.safetensors; results.json apart from timing).
+# to the 1-rank run (once on 2 threads) (library.safetensors; results.json apart from timing);
+# the first with the vocabulary in several slices.
 # The SIGKILL-and-resume-elsewhere case is in tests/ckpt/resume_test.sh 2ranks.
 # Usage: same_bits_test.sh SPARC_BINARY PROJECT_ROOT
 set -u
@@ -13,6 +14,11 @@ root=$2
 . "$root/tests/comm/mpi_test_lib.sh"
 few=(--set train.epochs=1 --set train.max_train_examples=48 --set eval.max_examples=40)
 cfg=$root/configs/tiny-task-incremental.yaml
+# Vocabulary slices of 100 rows (SPARC_VOCAB_SLICE_ROWS, on every run
+# compared): the 512-token vocabulary spans 6 slices, so the sharded
+# lookups, class scores and the perplexity's log-softmax folded slice by
+# slice are compared with the 1-rank run too.
+SPARC_VOCAB_SLICE_ROWS=100 \
 "$root/scripts/same_bits.sh" --configs "$cfg" --methods sparc+lora --ranks 3 -- "${few[@]}" ||
   fail "sparc+lora: 3 ranks or 2 sharded ranks differ from 1 rank"
 # The 1-rank base on 2 threads: the thread count changes no bit either (the
