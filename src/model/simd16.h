@@ -11,6 +11,14 @@
 
 #define SPARC_INLINE inline __attribute__((always_inline))
 
+// Marks a kernel entry point to be built for AVX-512, AVX2 and baseline
+// x86-64; the loader picks the widest the CPU supports.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+#define SPARC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define SPARC_CLONES
+#endif
+
 namespace sparc::kernels::simd {
 
 constexpr std::int64_t L = 16;  // floats per vector

@@ -9,14 +9,8 @@
 #include <vector>
 
 // The row loops run on the 16-float vectors of model/simd16.h, so that
-// they are vectorized whatever the optimizer decides; target_clones builds
-// them for AVX-512, AVX2 and baseline x86-64 and the loader picks the widest
-// the CPU supports.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define SPARC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SPARC_CLONES
-#endif
+// they are vectorized whatever the optimizer decides, and are built for
+// several instruction sets (SPARC_CLONES).
 
 namespace sparc::kernels {
 namespace {

@@ -4,13 +4,6 @@
 
 #include "model/simd16.h"
 
-// Built for AVX-512, AVX2 and baseline x86-64; the loader picks the widest.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define SPARC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SPARC_CLONES
-#endif
-
 namespace sparc::kernels {
 namespace {
 
